@@ -1,0 +1,168 @@
+"""The model bundle: one folder per trained model, written by training, read by one loader.
+
+Layout::
+
+    <bundle>/
+      bundle.json          version, taxonomy, thresholds, base model, data fingerprint,
+                           hyper-parameters, created at, metrics
+      README.md            the model card
+      model.safetensors    the classifier's weights (encoder + heads), fp32
+      encoder/config.json  the encoder's architecture (no download needed to load)
+      tokenizer.json, tokenizer_config.json
+
+``models/current`` is a relative symlink to the bundle used when none is given; it is
+replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+
+from service.modeling import ThemeClassifier, load_encoder
+
+BUNDLE_FORMAT = 1
+META_FILE = "bundle.json"
+WEIGHTS_FILE = "model.safetensors"
+ENCODER_DIR = "encoder"
+CURRENT_LINK = "current"
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, incomplete or unreadable."""
+
+
+@dataclass
+class Bundle:
+    """A loaded model bundle: its metadata, the classifier and the tokenizer."""
+
+    path: Path
+    meta: dict[str, Any]
+    model: ThemeClassifier
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def version(self) -> str:
+        return self.meta["version"]
+
+    @property
+    def theme_ids(self) -> list[str]:
+        return list(self.meta["theme_ids"])
+
+    @property
+    def sentiment_labels(self) -> list[str]:
+        return list(self.meta["sentiment_labels"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.meta["thresholds"].items()}
+
+
+def save_bundle(
+    path: str | Path,
+    model: ThemeClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: dict[str, Any],
+    card: str | None = None,
+) -> Path:
+    """Write a bundle atomically: into ``<path>.partial``, then renamed into place."""
+    required = {"version", "theme_ids", "sentiment_labels", "thresholds", "taxonomy_version"}
+    missing = required - meta.keys()
+    if missing:
+        raise ValueError(f"bundle metadata lacks {sorted(missing)}")
+    out = Path(path)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+    model.encoder.config.save_pretrained(tmp / ENCODER_DIR)
+    tokenizer.save_pretrained(tmp)
+    meta = {"format": BUNDLE_FORMAT, **meta}
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    if card is not None:
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Read ``bundle.json`` of the bundle at ``path`` without loading weights."""
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{path} is not a model bundle (no {META_FILE})")
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
+
+
+def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
+    """Replace ``bundle.json`` atomically (used to add evaluation figures after training)."""
+    meta_path = Path(path) / META_FILE
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, meta_path)
+
+
+def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
+    """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken."""
+    root = Path(path)
+    meta = read_meta(root)
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{root}: unsupported bundle format {meta.get('format')!r}")
+    weights = root / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BundleError(f"{root}: missing {WEIGHTS_FILE}")
+    try:
+        config = AutoConfig.from_pretrained(root / ENCODER_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(root)
+        model = ThemeClassifier(
+            load_encoder("", config=config),
+            n_themes=len(meta["theme_ids"]),
+            n_sentiments=len(meta["sentiment_labels"]),
+        )
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise BundleError(f"{root}: cannot load bundle: {exc}") from exc
+    model.eval().to(torch.device(device))
+    return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer)
+
+
+def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:
+    """The bundle to use: ``model`` if given, else what ``<models_dir>/current`` points to."""
+    if model:
+        path = Path(model)
+        if not path.exists():
+            raise BundleError(f"model {model} does not exist")
+        return path.resolve()
+    current = Path(models_dir) / CURRENT_LINK
+    if not current.exists():
+        raise BundleError(
+            f"no model given and {current} does not exist: train one (cxthemes train) or pass --model"
+        )
+    return current.resolve()
+
+
+def set_current(bundle_path: str | Path, models_dir: str | Path) -> Path:
+    """Point ``<models_dir>/current`` at ``bundle_path`` with an atomic symlink swap."""
+    models = Path(models_dir)
+    models.mkdir(parents=True, exist_ok=True)
+    target = os.path.relpath(Path(bundle_path).resolve(), models.resolve())
+    tmp = models / f".{CURRENT_LINK}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, models / CURRENT_LINK)
+    return models / CURRENT_LINK

@@ -1,0 +1,252 @@
+"""The ``cxthemes`` command line.
+
+Serving and scoring need only the service; ``base-model``, ``train``, ``evaluate`` and
+``labels`` import the training package (``pip install '.[train]'``) when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from service.core.config import Settings, get_settings
+
+log = logging.getLogger("cxthemes")
+
+
+class CLIError(Exception):
+    """A problem to report to the user as one line, with exit code 2."""
+
+
+def _training(module: str):
+    """Import a training module, explaining the extra that provides it if it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"training.{module}")
+    except ImportError as exc:
+        raise CLIError(
+            f"'{module}' needs the training extras: pip install '.[train]' ({exc})"
+        ) from exc
+
+
+# -- base-model ------------------------------------------------------------------------------
+def cmd_base_model(args: argparse.Namespace, settings: Settings) -> int:
+    base_model = _training("base_model")
+    out = Path(args.out or settings.base_model)
+    if args.if_missing and base_model.is_built(out):
+        print(f"base model already built: {out}")
+        return 0
+    path = base_model.build_base_model(out)
+    print(f"built {path}")
+    return 0
+
+
+# -- train -----------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from service.bundle import CURRENT_LINK
+
+    current = settings.models_dir / CURRENT_LINK
+    if args.if_missing and current.exists():
+        print(f"a current model exists ({current.resolve().name}); not training")
+        return 0
+    train = _training("train")
+    base = args.base_model or settings.base_model
+    if _looks_local(base) and not Path(base).exists():
+        raise CLIError(f"base model {base} not found: run 'cxthemes base-model' first")
+    config = train.TrainConfig(
+        base_model=base,
+        labels=Path(args.labels or settings.labels_dir),
+        models_dir=settings.models_dir,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        freeze_embeddings=not args.train_embeddings,
+        max_steps=args.max_steps,
+        version=args.version,
+        make_current=not args.no_current,
+        baselines=not args.no_baselines,
+    )
+    path = train.train(config)
+    print(f"model bundle: {path}")
+    card = path / "README.md"
+    if card.is_file():
+        print(card.read_text(encoding="utf-8"))
+    return 0
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "models")) or Path(name).exists()
+
+
+# -- evaluate --------------------------------------------------------------------------------
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    evaluation = _training("evaluation")
+    from service.bundle import resolve_model_path
+
+    model_path = resolve_model_path(args.model, settings.models_dir)
+    result = evaluation.evaluate(
+        model_path,
+        data=Path(args.data) if args.data else None,
+        labels=Path(args.labels or settings.labels_dir),
+        baselines=not args.no_baselines,
+        batch_size=settings.batch_size,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(evaluation.format_result(result))
+    return 0
+
+
+# -- score -----------------------------------------------------------------------------------
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from service.bundle import resolve_model_path
+    from service.predictor import Predictor
+    from service.scoring import score_file
+
+    predictor = Predictor.from_path(
+        resolve_model_path(args.model, settings.models_dir),
+        device=settings.device,
+        batch_size=args.batch_size or settings.batch_size,
+        max_length=settings.max_length,
+        review_margin=settings.review_margin,
+        evidence=settings.evidence,
+    )
+    summary = score_file(
+        predictor,
+        args.input,
+        args.output,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        progress=not args.quiet,
+    )
+    print(
+        f"scored {summary.scored} rows into {args.output}; skipped {len(summary.skipped)} bad rows"
+        f" (model {predictor.model_version})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# -- serve -----------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.api.main import create_app
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "model": args.model}.items() if v}
+    settings = settings.model_copy(update=overrides)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+# -- labels ----------------------------------------------------------------------------------
+def cmd_labels_check(args: argparse.Namespace, settings: Settings) -> int:
+    data = _training("data")
+    from service.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    root = Path(args.labels or settings.labels_dir)
+    files = data.find_label_files(root)
+    if not files:
+        raise CLIError(f"no labelled JSONL files under {root}")
+    items, problems = data.load_items(files, taxonomy)
+    print(data.counts_table(items, taxonomy))
+    splits = data.split_items(items)
+    print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    for line in problems.errors + problems.duplicates:
+        print(line, file=sys.stderr)
+    if problems:
+        n_err, n_dup = len(problems.errors), len(problems.duplicates)
+        print(f"labels check failed: {n_err} errors, {n_dup} duplicate texts", file=sys.stderr)
+        return 1
+    print(f"labels check passed: {len(items)} items in {len(files)} files")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="cxthemes", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("base-model", help="build the offline multilingual-e5-small base model")
+    p.add_argument("--out", help="output folder (default: the base_model setting)")
+    p.add_argument("--if-missing", action="store_true", help="do nothing if already built")
+    p.set_defaults(func=cmd_base_model)
+
+    p = sub.add_parser("train", help="fine-tune a model bundle on the labelled data")
+    p.add_argument("--labels", help="folder or JSONL file of labelled items")
+    p.add_argument("--base-model", help="Hugging Face id or local path of the encoder")
+    p.add_argument("--epochs", type=float, default=4.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (smoke tests)")
+    p.add_argument("--train-embeddings", action="store_true",
+                   help="also train the word embeddings (about 3x slower on a CPU)")
+    p.add_argument("--version", help="bundle version id (default: cx-<UTC time>)")
+    p.add_argument("--no-current", action="store_true", help="do not make it models/current")
+    p.add_argument("--no-baselines", action="store_true", help="skip the baselines in the card")
+    p.add_argument("--if-missing", action="store_true", help="do nothing if models/current exists")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model and the two baselines")
+    p.add_argument("--model", help="bundle path (default: models/current)")
+    p.add_argument("--data", help="labelled JSONL to evaluate on (default: the frozen test split)")
+    p.add_argument("--labels", help="labelled data for the baselines' training and dev splits")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--no-baselines", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="score a JSONL, CSV/TSV or Parquet file")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help=".jsonl, .csv or .parquet")
+    p.add_argument("--model", help="bundle path (default: models/current)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("serve", help="start the HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--model", help="bundle path (default: models/current)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("labels", help="labelled-data tools")
+    labels_sub = p.add_subparsers(dest="labels_command", required=True)
+    q = labels_sub.add_parser("check", help="validate the labelled data and print counts")
+    q.add_argument("--labels", help="folder or JSONL file (default: labels/data)")
+    q.set_defaults(func=cmd_labels_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cxthemes`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from service.bundle import BundleError
+    from service.scoring import ScoringInputError
+
+    try:
+        return args.func(args, get_settings())
+    except (CLIError, BundleError, ScoringInputError, FileNotFoundError, ValueError) as exc:
+        print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The classifier: a transformer encoder, mean pooling, a multi-label theme head and a
+3-way sentiment head, trained and run in one forward pass."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average the token vectors of each sequence, ignoring padding (e5's pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def load_encoder(name_or_path: str, config: PretrainedConfig | None = None) -> PreTrainedModel:
+    """Load an encoder by Hugging Face id or path (or build it empty from ``config``).
+
+    The pooler is dropped where the architecture allows: e5 ships without its weights and
+    the classifier mean-pools instead.
+    """
+    kwargs = {"add_pooling_layer": False}
+    try:
+        if config is not None:
+            return AutoModel.from_config(config, **kwargs)
+        return AutoModel.from_pretrained(name_or_path, **kwargs)
+    except TypeError:  # architectures without a pooler option
+        if config is not None:
+            return AutoModel.from_config(config)
+        return AutoModel.from_pretrained(name_or_path)
+
+
+class ThemeClassifier(nn.Module):
+    """Encoder + mean pooling + theme (sigmoid, one per theme) and sentiment (softmax) heads."""
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        n_themes: int,
+        n_sentiments: int,
+        dropout: float = 0.1,
+        sentiment_loss_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.theme_head = nn.Linear(hidden, n_themes)
+        self.sentiment_head = nn.Linear(hidden, n_sentiments)
+        self.sentiment_loss_weight = sentiment_loss_weight
+
+    def freeze_word_embeddings(self) -> int:
+        """Stop training the word-embedding matrix; returns how many parameters were frozen."""
+        emb = self.encoder.get_input_embeddings()
+        emb.weight.requires_grad_(False)
+        return emb.weight.numel()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        theme_labels: torch.Tensor | None = None,
+        sentiment_labels: torch.Tensor | None = None,
+        **_: object,
+    ) -> dict[str, torch.Tensor]:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        pooled = self.dropout(mean_pool(out.last_hidden_state, attention_mask))
+        result = {
+            "theme_logits": self.theme_head(pooled),
+            "sentiment_logits": self.sentiment_head(pooled),
+        }
+        if theme_labels is not None and sentiment_labels is not None:
+            theme_loss = nn.functional.binary_cross_entropy_with_logits(
+                result["theme_logits"], theme_labels.to(result["theme_logits"].dtype)
+            )
+            sentiment_loss = nn.functional.cross_entropy(
+                result["sentiment_logits"], sentiment_labels
+            )
+            result["loss"] = theme_loss + self.sentiment_loss_weight * sentiment_loss
+        return result

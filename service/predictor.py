@@ -1,0 +1,264 @@
+"""The one predictor used by evaluation, batch scoring and the API, so all agree on a text.
+
+For each text it returns the themes over their thresholds with scores, every theme's score,
+the sentiment with its three scores, ``needs_review`` and, per theme, the evidence sentence.
+
+Texts longer than the model's window are cut at sentence boundaries into windows (a sentence
+longer than a window is cut by tokens), so nothing past the limit is ignored: a theme's score
+is its maximum over windows, the sentiment the token-weighted mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from service.bundle import Bundle, load_bundle
+from service.language import detect_language
+from service.text import split_sentences
+
+# Language ids below this probability are too unsure to flag a text as out of coverage.
+_LANG_CONFIDENCE = 0.5
+
+
+@dataclass
+class Prediction:
+    """What the model says about one text."""
+
+    themes: list[str]
+    scores: dict[str, float]
+    sentiment: str
+    sentiment_scores: dict[str, float]
+    needs_review: bool
+    evidence: dict[str, str]
+    model_version: str
+    lang: str | None = None
+    review_reasons: list[str] = field(default_factory=list)
+
+    def as_row(self, item_id: object = None) -> dict:
+        """The JSON row of the ``score`` output and the API (id first)."""
+        return {
+            "id": item_id,
+            "themes": self.themes,
+            "scores": self.scores,
+            "sentiment": self.sentiment,
+            "sentiment_scores": self.sentiment_scores,
+            "needs_review": self.needs_review,
+            "evidence": self.evidence,
+            "lang": self.lang,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass
+class _Unit:
+    """One model input: a window of a text, or one of its sentences (for evidence)."""
+
+    text_index: int
+    text: str
+    is_window: bool
+    weight: int = 1
+
+
+class Predictor:
+    """Loads a bundle once and scores texts in length-sorted batches."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        batch_size: int = 32,
+        max_length: int = 256,
+        review_margin: float = 0.1,
+        evidence: bool = True,
+    ) -> None:
+        self.bundle = bundle
+        self.batch_size = batch_size
+        self.max_length = min(max_length, int(bundle.meta.get("max_length", max_length)))
+        self.review_margin = review_margin
+        self.evidence = evidence
+        self.prefix = bundle.meta.get("text_prefix", "")
+        self.theme_ids = bundle.theme_ids
+        self.sentiments = bundle.sentiment_labels
+        self.thresholds = np.array([bundle.thresholds[t] for t in self.theme_ids], dtype=np.float32)
+        self.languages = set(bundle.meta.get("languages", []))
+        self.device = next(bundle.model.parameters()).device
+        # Room for the prefix and the special tokens inside each window.
+        self._prefix_tokens = len(self._tokenize([self.prefix])["input_ids"][0])
+
+    @classmethod
+    def from_path(cls, path: str | Path, device: str = "cpu", **kwargs: object) -> Predictor:
+        """Load the bundle at ``path`` and wrap it."""
+        return cls(load_bundle(path, device=device), **kwargs)
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.version
+
+    def _tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict:
+        return self.bundle.tokenizer(list(texts), add_special_tokens=add_special_tokens)
+
+    # -- splitting ---------------------------------------------------------------------------
+    def _windows(self, text: str, sentences: list[str]) -> list[tuple[str, int]]:
+        """Cut ``text`` into (window text, token count) pieces that fit ``max_length``."""
+        budget = self.max_length - self._prefix_tokens
+        counts = self._tokenize(sentences, add_special_tokens=False)["input_ids"]
+        total = sum(len(c) for c in counts)
+        if total <= budget:
+            return [(text, max(total, 1))]
+        windows: list[tuple[str, int]] = []
+        current: list[str] = []
+        current_tokens = 0
+        for sentence, ids in zip(sentences, counts, strict=True):
+            if len(ids) > budget:  # a sentence longer than a window: cut it by tokens
+                if current:
+                    windows.append((" ".join(current), current_tokens))
+                    current, current_tokens = [], 0
+                windows.extend(self._cut_by_tokens(sentence, budget))
+                continue
+            if current_tokens + len(ids) > budget and current:
+                windows.append((" ".join(current), current_tokens))
+                current, current_tokens = [], 0
+            current.append(sentence)
+            current_tokens += len(ids)
+        if current:
+            windows.append((" ".join(current), current_tokens))
+        return windows
+
+    def _cut_by_tokens(self, sentence: str, budget: int) -> list[tuple[str, int]]:
+        enc = self.bundle.tokenizer(
+            sentence, add_special_tokens=False, return_offsets_mapping=True
+        )
+        offsets = enc["offset_mapping"]
+        pieces = []
+        for start in range(0, len(offsets), budget):
+            chunk = offsets[start : start + budget]
+            pieces.append((sentence[chunk[0][0] : chunk[-1][1]], len(chunk)))
+        return pieces
+
+    # -- model -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Theme probabilities and sentiment probabilities for ``texts`` (any order)."""
+        n = len(texts)
+        theme_p = np.zeros((n, len(self.theme_ids)), dtype=np.float32)
+        sent_p = np.zeros((n, len(self.sentiments)), dtype=np.float32)
+        if not n:
+            return theme_p, sent_p
+        prefixed = [self.prefix + t for t in texts]
+        lengths = [len(ids) for ids in self._tokenize(prefixed)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
+        model = self.bundle.model
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.bundle.tokenizer(
+                [prefixed[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            out = model(
+                input_ids=enc["input_ids"].to(self.device),
+                attention_mask=enc["attention_mask"].to(self.device),
+            )
+            theme_p[idx] = torch.sigmoid(out["theme_logits"]).float().cpu().numpy()
+            sent_p[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu().numpy()
+        return theme_p, sent_p
+
+    # -- public ------------------------------------------------------------------------------
+    def predict(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Score ``texts``; ``langs`` optionally gives each text's language (else detected)."""
+        if langs is not None and len(langs) != len(texts):
+            raise ValueError("langs must be as long as texts")
+        units: list[_Unit] = []
+        sentences_of: list[list[str]] = []
+        for i, text in enumerate(texts):
+            sentences = split_sentences(text) or [text]
+            sentences_of.append(sentences)
+            for window, n_tokens in self._windows(text, sentences):
+                units.append(_Unit(i, window, True, n_tokens))
+            if self.evidence and len(sentences) > 1:
+                units.extend(_Unit(i, s, False) for s in sentences)
+
+        theme_p, sent_p = self._run([u.text for u in units])
+
+        n_themes, n_sent = len(self.theme_ids), len(self.sentiments)
+        text_theme = np.zeros((len(texts), n_themes), dtype=np.float32)
+        text_sent = np.zeros((len(texts), n_sent), dtype=np.float64)
+        weights = np.zeros(len(texts), dtype=np.float64)
+        best_sentence: list[dict[int, tuple[float, str]]] = [{} for _ in texts]
+        for u, tp, sp in zip(units, theme_p, sent_p, strict=True):
+            if u.is_window:
+                text_theme[u.text_index] = np.maximum(text_theme[u.text_index], tp)
+                text_sent[u.text_index] += u.weight * sp
+                weights[u.text_index] += u.weight
+            else:
+                best = best_sentence[u.text_index]
+                for k in range(n_themes):
+                    if k not in best or tp[k] > best[k][0]:
+                        best[k] = (float(tp[k]), u.text)
+
+        results = []
+        for i, text in enumerate(texts):
+            scores = text_theme[i]
+            sent = text_sent[i] / max(weights[i], 1e-9)
+            chosen = [k for k in range(n_themes) if scores[k] >= self.thresholds[k]]
+            reasons = []
+            if np.any(np.abs(scores - self.thresholds) < self.review_margin):
+                reasons.append("score_near_threshold")
+            lang = langs[i] if langs is not None and langs[i] else None
+            if lang is None:
+                detected, prob = detect_language(text)
+                lang = detected
+                known = prob < _LANG_CONFIDENCE or detected in self.languages
+            else:
+                known = lang in self.languages
+            if self.languages and not known:
+                reasons.append("language_not_evaluated")
+            evidence = {}
+            if self.evidence:
+                for k in chosen:
+                    if k in best_sentence[i]:
+                        evidence[self.theme_ids[k]] = best_sentence[i][k][1]
+                    else:
+                        evidence[self.theme_ids[k]] = sentences_of[i][0]
+            results.append(
+                Prediction(
+                    themes=[self.theme_ids[k] for k in chosen],
+                    scores={t: _round(scores[k]) for k, t in enumerate(self.theme_ids)},
+                    sentiment=self.sentiments[int(np.argmax(sent))],
+                    sentiment_scores={s: _round(sent[k]) for k, s in enumerate(self.sentiments)},
+                    needs_review=bool(reasons),
+                    evidence=evidence,
+                    model_version=self.model_version,
+                    lang=lang,
+                    review_reasons=reasons,
+                )
+            )
+        return results
+
+    def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw text-level theme and sentiment probabilities (windows combined), for evaluation."""
+        saved, self.evidence = self.evidence, False
+        try:
+            preds = self.predict(texts, langs=["und"] * len(texts))
+        finally:
+            self.evidence = saved
+        theme = np.array([[p.scores[t] for t in self.theme_ids] for p in preds], dtype=np.float32)
+        sent = np.array(
+            [[p.sentiment_scores[s] for s in self.sentiments] for p in preds], dtype=np.float32
+        )
+        return theme.reshape(len(preds), len(self.theme_ids)), sent.reshape(
+            len(preds), len(self.sentiments)
+        )
+
+
+def _round(x: float) -> float:
+    return 0.0 if math.isnan(x) else round(float(x), 4)

@@ -1,0 +1,89 @@
+"""The predictor on the tiny bundle: windows, evidence, review flags, ordering."""
+
+import numpy as np
+import pytest
+
+from service.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    return Predictor.from_path(tiny_bundle, batch_size=4, max_length=32)
+
+
+def test_one_row_per_text_in_input_order(predictor):
+    texts = ["short", "a much longer text about the refund that never arrived " * 3, "中文评论：快递太慢了。"]
+    preds = predictor.predict(texts)
+    assert len(preds) == 3
+    singles = [predictor.predict([t])[0] for t in texts]
+    for batch, single in zip(preds, singles, strict=True):
+        assert batch.scores == pytest.approx(single.scores, abs=1e-3)
+        assert batch.model_version == "tiny-test"
+
+
+def test_row_shape(predictor):
+    row = predictor.predict(["The price doubled. Support never answered."])[0].as_row("x1")
+    assert row["id"] == "x1" and set(row["scores"]) == set(predictor.theme_ids)
+    assert set(row["sentiment_scores"]) == {"negative", "neutral", "positive"}
+    assert abs(sum(row["sentiment_scores"].values()) - 1) < 1e-3
+    assert row["sentiment"] == max(row["sentiment_scores"], key=row["sentiment_scores"].get)
+    assert set(row["themes"]) == {t for t in predictor.theme_ids if row["scores"][t] >= predictor.bundle.thresholds[t]}
+    assert set(row["evidence"]) == set(row["themes"])
+
+
+def test_long_text_windows_cover_every_token(predictor):
+    sentences = [f"Sentence number {i} says the delivery was late again." for i in range(40)]
+    text = " ".join(sentences)
+    windows = predictor._windows(text, sentences)
+    assert len(windows) > 1
+    budget = predictor.max_length - predictor._prefix_tokens
+    assert all(n <= budget for _, n in windows)
+    assert " ".join(w for w, _ in windows) == text
+    total = len(predictor.bundle.tokenizer(sentences, add_special_tokens=False)["input_ids"][0]) * 40
+    assert sum(n for _, n in windows) == total
+
+
+def test_overlong_sentence_is_cut_by_tokens_not_dropped(predictor):
+    sentence = "word " * 300
+    windows = predictor._windows(sentence, [sentence.strip()])
+    assert len(windows) >= 300 // predictor.max_length
+    assert "".join(w for w, _ in windows).replace(" ", "") == sentence.replace(" ", "")
+
+
+def test_late_theme_changes_score_of_long_text(predictor):
+    # A window past the model's limit still counts: the max over windows reacts to it.
+    filler = "The weather was fine and nothing happened. " * 30
+    a = predictor.predict([filler])[0].scores
+    b = predictor.predict([filler + "THE BOT LIED ABOUT BEING HUMAN AND SOLD MY DATA!!!"])[0].scores
+    assert a != b
+
+
+def test_evidence_is_a_sentence_of_the_text(predictor):
+    predictor.thresholds = np.zeros(len(predictor.theme_ids), dtype=np.float32)  # every theme on
+    try:
+        text = "Delivery took three weeks. The agent was rude. Prices went up."
+        pred = predictor.predict([text])[0]
+        assert set(pred.themes) == set(predictor.theme_ids)
+        assert all(e in {"Delivery took three weeks.", "The agent was rude.", "Prices went up."} for e in pred.evidence.values())
+    finally:
+        predictor.thresholds = np.array([predictor.bundle.thresholds[t] for t in predictor.theme_ids], dtype=np.float32)
+
+
+def test_needs_review_near_threshold_and_for_unevaluated_language(predictor):
+    score = predictor.predict(["ok"], langs=["en"])[0].scores[predictor.theme_ids[0]]
+    saved = predictor.thresholds.copy()
+    try:
+        predictor.thresholds = np.full_like(saved, 0.999)
+        predictor.thresholds[0] = score + 0.01
+        pred = predictor.predict(["ok"], langs=["en"])[0]
+        assert pred.needs_review and "score_near_threshold" in pred.review_reasons
+        predictor.thresholds = np.full_like(saved, 0.999)
+        assert not predictor.predict(["ok"], langs=["en"])[0].needs_review
+        flagged = predictor.predict(["ok"], langs=["xx"])[0]
+        assert flagged.needs_review and flagged.review_reasons == ["language_not_evaluated"]
+    finally:
+        predictor.thresholds = saved
+
+
+def test_empty_batch(predictor):
+    assert predictor.predict([]) == []

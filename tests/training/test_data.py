@@ -1,0 +1,77 @@
+import json
+import random
+
+from service.taxonomy import load_taxonomy
+from training.data import counts_table, fingerprint, load_items, split_items, split_of
+
+
+def _write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _item(i, text, themes=(), sentiment="neutral", lang="en"):
+    return {"id": f"x-{i}", "text": text, "lang": lang, "themes": list(themes), "sentiment": sentiment, "source": "written"}
+
+
+def test_split_is_a_function_of_normalised_text():
+    assert split_of("Refund  took ages") == split_of("refund took AGES")
+    texts = [f"feedback number {i} about something" for i in range(4000)]
+    shares = {s: sum(split_of(t) == s for t in texts) / len(texts) for s in ("train", "dev", "test")}
+    assert abs(shares["test"] - 0.15) < 0.03 and abs(shares["dev"] - 0.15) < 0.03
+
+
+def test_test_split_does_not_move_when_data_is_added(tmp_path):
+    tax = load_taxonomy()
+    base = [_item(i, f"text {i} the app crashed again", ["product_quality"]) for i in range(300)]
+    items, _ = load_items([_write(tmp_path / "a.jsonl", base)], tax)
+    before = {i.id for i in split_items(items)["test"]}
+    more = base + [_item(1000 + i, f"new text {i} price is too high", ["pricing_value"]) for i in range(300)]
+    items2, _ = load_items([_write(tmp_path / "b.jsonl", more)], tax)
+    after = {i.id for i in split_items(items2)["test"]}
+    assert before and before <= after
+
+
+def test_validation_names_file_and_line(tmp_path):
+    tax = load_taxonomy()
+    path = _write(
+        tmp_path / "bad.jsonl",
+        [
+            _item(1, "fine text", ["pricing_value"]),
+            "{not json",
+            _item(3, "unknown theme", ["pricing"]),
+            _item(4, "   "),
+            _item(5, "bad sentiment", sentiment="angry"),
+            _item(6, "bad lang", lang="english"),
+            _item(1, "duplicate id"),
+            _item(8, "FINE   text", ["pricing_value"]),
+        ],
+    )
+    items, problems = load_items([path], tax)
+    assert [i.id for i in items] == ["x-1"]
+    joined = "\n".join(problems.errors)
+    for line, word in ((2, "invalid JSON"), (3, "unknown theme"), (4, "empty"), (5, "sentiment"), (6, "language"), (7, "duplicate id")):
+        assert f"bad.jsonl:{line}: " in joined and word in joined
+    assert len(problems.duplicates) == 1 and "bad.jsonl:8" in problems.duplicates[0]
+
+
+def test_fingerprint_ignores_order_but_not_labels(tmp_path):
+    tax = load_taxonomy()
+    rows = [_item(i, f"text {i}", ["speed_availability"] if i % 2 else []) for i in range(20)]
+    a, _ = load_items([_write(tmp_path / "a.jsonl", rows)], tax)
+    shuffled = rows[:]
+    random.Random(1).shuffle(shuffled)
+    b, _ = load_items([_write(tmp_path / "b.jsonl", shuffled)], tax)
+    assert fingerprint(a) == fingerprint(b)
+    rows[0]["themes"] = ["privacy_data"]
+    c, _ = load_items([_write(tmp_path / "c.jsonl", rows)], tax)
+    assert fingerprint(a) != fingerprint(c)
+
+
+def test_counts_table_has_every_theme_and_language(tmp_path):
+    tax = load_taxonomy()
+    rows = [_item(1, "a", ["privacy_data"], lang="zh"), _item(2, "b", [], lang="en")]
+    items, _ = load_items([_write(tmp_path / "a.jsonl", rows)], tax)
+    table = counts_table(items, tax)
+    for word in [*tax.theme_ids, "(none)", "zh", "en"]:
+        assert word in table

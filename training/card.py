@@ -1,0 +1,107 @@
+"""The model card (``README.md`` in each bundle) and the evaluation tables shared with
+``cxthemes evaluate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEMS = (("model", "model"), ("tfidf", "TF-IDF"), ("zero_shot", "zero-shot"))
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def comparison_table(metrics: dict[str, Any], theme_ids: list[str]) -> str:
+    """Per-theme F1 (and model P/R/support), then the summary rows, as a Markdown table."""
+    systems = [(key, name) for key, name in SYSTEMS if key in metrics]
+    head = ["theme", "P", "R", "support"] + [f"F1 {name}" for _, name in systems]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    model = metrics.get("model") or next(iter(metrics.values()))
+    for t in theme_ids:
+        m = model["per_theme"][t]
+        cells = [t, _f(m["precision"]), _f(m["recall"]), str(m["support"])]
+        cells += [_f(metrics[k]["per_theme"][t]["f1"]) for k, _ in systems]
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, getter in (
+        ("**macro F1**", lambda r: r["macro_f1"]),
+        ("micro F1", lambda r: r["micro_f1"]),
+        ("sentiment accuracy", lambda r: r["sentiment"]["accuracy"]),
+        ("sentiment macro F1", lambda r: r["sentiment"]["macro_f1"]),
+    ):
+        cells = [label, "", "", str(model["n"])] + [_f(getter(metrics[k])) for k, _ in systems]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def language_table(metrics: dict[str, Any]) -> str:
+    """Macro F1 and sentiment accuracy per language, for each system."""
+    systems = [(key, name) for key, name in SYSTEMS if key in metrics]
+    model = metrics.get("model") or next(iter(metrics.values()))
+    head = ["lang", "n"] + [f"macro F1 {name}" for _, name in systems] + ["sentiment acc (model)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lang, row in sorted(model["per_language"].items(), key=lambda kv: -kv[1]["n"]):
+        cells = [lang, str(row["n"])]
+        cells += [_f(metrics[k]["per_language"][lang]["macro_f1"]) for k, _ in systems]
+        cells.append(_f(row["sentiment_accuracy"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_card(meta: dict[str, Any]) -> str:
+    """The model card for a bundle's metadata."""
+    data = meta.get("training_data", {})
+    hp = meta.get("hyperparameters", {})
+    metrics = meta.get("metrics", {})
+    lines = [
+        f"# cxthemes model `{meta['version']}`",
+        "",
+        "Assigns customer-feedback texts zero or more of the taxonomy's themes (multi-label) and",
+        "one overall sentiment. One encoder, mean pooling, a sigmoid head with a tuned threshold",
+        "per theme, and a 3-way softmax head.",
+        "",
+        "## Details",
+        f"- created: {meta.get('created_at')}",
+        f"- base model: `{meta.get('base_model')}` (text prefix `{meta.get('text_prefix', '')}`)",
+        f"- taxonomy version: {meta.get('taxonomy_version')}; themes: "
+        + ", ".join(f"`{t}`" for t in meta["theme_ids"]),
+        f"- training data: {data.get('n_items')} items (train {data.get('n_train')}, "
+        f"dev {data.get('n_dev')}, test {data.get('n_test')}), fingerprint "
+        f"`{str(data.get('fingerprint', ''))[:16]}`",
+        f"- hyper-parameters: epochs {hp.get('epochs')}, lr {hp.get('learning_rate')}, "
+        f"batch {hp.get('batch_size')}, max length {hp.get('max_length')}, "
+        f"frozen word embeddings {hp.get('freeze_embeddings')}, seed {hp.get('seed')}",
+        f"- training time: {meta.get('training_seconds')} s",
+        f"- languages evaluated (>= 10 test items): {', '.join(meta.get('languages', [])) or '-'};"
+        " texts in other languages are flagged `needs_review`",
+        "",
+        "## Thresholds (tuned on dev for each theme's F1)",
+        "",
+        "| theme | threshold |",
+        "|---|---|",
+        *(f"| {t} | {v:.2f} |" for t, v in meta["thresholds"].items()),
+        "",
+    ]
+    if metrics:
+        lines += [
+            "## Evaluation on the frozen test split",
+            "",
+            "Baselines are trained on the same training split and tuned on the same dev split.",
+            "",
+            comparison_table(metrics, meta["theme_ids"]),
+            "",
+            "### Per language",
+            "",
+            language_table(metrics),
+            "",
+        ]
+    lines += [
+        "## Intended use and limits",
+        "- Measuring theme shares and sentiment over many feedback texts; single predictions",
+        "  near a threshold are flagged `needs_review` for a person to check.",
+        "- Labelled data is partly written to resemble real feedback; figures on a team's own",
+        "  data will differ. Languages with few test items have uncertain figures.",
+        "- Sarcasm, code-mixing and very short texts are the usual sources of error.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""Labelled data: loading, validation, the deterministic splits and the data fingerprint.
+
+Items are JSONL lines ``{"id", "text", "lang", "themes": [...], "sentiment", "source"}``.
+Each item's split comes from a hash of its normalised text, so the frozen test split never
+moves when data is added, and the same text can never sit in two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.taxonomy import Taxonomy
+from training.corpora import TextResolver
+from service.text import normalise_for_dedup
+
+TEST_SHARE = 0.15
+DEV_SHARE = 0.15
+SPLITS = ("train", "dev", "test")
+_LANG_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled feedback text."""
+
+    id: str
+    text: str
+    lang: str
+    themes: tuple[str, ...]
+    sentiment: str
+    source: str
+    file: str = ""
+    line: int = 0
+
+    @property
+    def split(self) -> str:
+        return split_of(self.text)
+
+
+@dataclass
+class Problems:
+    """Validation problems found while loading, each naming the file and line."""
+
+    errors: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+
+    def add(self, file: str, line: int, message: str) -> None:
+        self.errors.append(f"{file}:{line}: {message}")
+
+    def add_duplicate(self, file: str, line: int, message: str) -> None:
+        self.duplicates.append(f"{file}:{line}: {message}")
+
+    def __bool__(self) -> bool:
+        return bool(self.errors or self.duplicates or self.unavailable)
+
+
+def split_of(text: str) -> str:
+    """The split of a text: a fixed function of its normalised form."""
+    digest = hashlib.sha256(normalise_for_dedup(text).encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < TEST_SHARE:
+        return "test"
+    if u < TEST_SHARE + DEV_SHARE:
+        return "dev"
+    return "train"
+
+
+def _text_of(raw: dict, resolver: TextResolver, where: tuple[str, int], problems: Problems):
+    """The item's text: inline, or rebuilt from its source package by sha256."""
+    text = raw.get("text")
+    sha = raw.get("text_sha256")
+    if text is not None or not isinstance(sha, str):
+        return text
+    source = str(raw.get("source", ""))
+    if not resolver.available(source):
+        problems.unavailable.append(f"{where[0]}:{where[1]}: {source}")
+        return None
+    text = resolver.resolve(source, sha)
+    if text is None:
+        problems.add(*where, f"no text with sha256 {sha[:12]} in {source}")
+    return text
+
+
+def read_jsonl_items(
+    path: Path, taxonomy: Taxonomy, problems: Problems, resolver: TextResolver | None = None
+) -> list[Item]:
+    """Read one labelled JSONL file, recording every malformed line in ``problems``."""
+    resolver = resolver or TextResolver()
+    items = []
+    theme_ids = set(taxonomy.theme_ids)
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.add(str(path), line_no, f"invalid JSON: {exc.msg}")
+                continue
+            if not isinstance(raw, dict):
+                problems.add(str(path), line_no, "not a JSON object")
+                continue
+            n_unavailable = len(problems.unavailable)
+            text = _text_of(raw, resolver, (str(path), line_no), problems)
+            if len(problems.unavailable) > n_unavailable:
+                continue
+            if not isinstance(text, str) or not text.strip():
+                problems.add(str(path), line_no, "empty or missing text")
+                continue
+            themes = raw.get("themes")
+            if not isinstance(themes, list) or not all(isinstance(t, str) for t in themes):
+                problems.add(str(path), line_no, "themes must be a list of theme ids")
+                continue
+            unknown = sorted(set(themes) - theme_ids)
+            if unknown:
+                problems.add(str(path), line_no, f"unknown theme ids {unknown}")
+                continue
+            if len(set(themes)) != len(themes):
+                problems.add(str(path), line_no, "a theme is listed twice")
+            sentiment = raw.get("sentiment")
+            if sentiment not in taxonomy.sentiments:
+                problems.add(str(path), line_no, f"bad sentiment {sentiment!r}")
+                continue
+            lang = raw.get("lang")
+            if not isinstance(lang, str) or not _LANG_CODE.match(lang):
+                problems.add(str(path), line_no, f"bad language code {lang!r}")
+                continue
+            item_id = raw.get("id")
+            if not isinstance(item_id, str) or not item_id:
+                problems.add(str(path), line_no, "missing id")
+                continue
+            items.append(
+                Item(
+                    id=item_id,
+                    text=text,
+                    lang=lang.split("-")[0],
+                    themes=tuple(t for t in taxonomy.theme_ids if t in themes),
+                    sentiment=sentiment,
+                    source=str(raw.get("source", "")),
+                    file=str(path),
+                    line=line_no,
+                )
+            )
+    return items
+
+
+def find_label_files(root: Path) -> list[Path]:
+    """All ``*.jsonl`` files under ``root`` (or ``root`` itself if it is a file), sorted."""
+    if root.is_file():
+        return [root]
+    return sorted(root.rglob("*.jsonl"))
+
+
+def load_items(paths: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Item], Problems]:
+    """Load and validate items; a duplicate id is an error, a duplicate text is skipped."""
+    problems = Problems()
+    resolver = TextResolver()
+    items: list[Item] = []
+    for path in paths:
+        items.extend(read_jsonl_items(path, taxonomy, problems, resolver))
+    seen_ids: dict[str, Item] = {}
+    seen_texts: dict[str, Item] = {}
+    unique = []
+    for item in items:
+        if item.id in seen_ids:
+            first = seen_ids[item.id]
+            problems.add(item.file, item.line, f"duplicate id {item.id} (first: {first.file}:{first.line})")
+            continue
+        key = normalise_for_dedup(item.text)
+        if key in seen_texts:
+            first = seen_texts[key]
+            problems.add_duplicate(
+                item.file, item.line, f"duplicate text (first: {first.file}:{first.line}), skipped"
+            )
+            continue
+        seen_ids[item.id] = item
+        seen_texts[key] = item
+        unique.append(item)
+    return unique, problems
+
+
+def split_items(items: Iterable[Item]) -> dict[str, list[Item]]:
+    """Group items by their hash-assigned split."""
+    out: dict[str, list[Item]] = {s: [] for s in SPLITS}
+    for item in items:
+        out[item.split].append(item)
+    return out
+
+
+def fingerprint(items: Iterable[Item]) -> str:
+    """A hash of the labelled content (not of file names or order)."""
+    digest = hashlib.sha256()
+    for key in sorted(
+        f"{normalise_for_dedup(i.text)}\t{','.join(i.themes)}\t{i.sentiment}\t{i.lang}" for i in items
+    ):
+        digest.update(key.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def counts_table(items: Iterable[Item], taxonomy: Taxonomy) -> str:
+    """A plain-text table of item counts per theme (rows) and language (columns)."""
+    items = list(items)
+    langs = sorted(Counter(i.lang for i in items))
+    rows = [("theme", *langs, "all")]
+    for theme in [*taxonomy.theme_ids, "(none)"]:
+        def has(i: Item, theme: str = theme) -> bool:
+            return (not i.themes) if theme == "(none)" else theme in i.themes
+        per_lang = Counter(i.lang for i in items if has(i))
+        rows.append((theme, *(str(per_lang[lang]) for lang in langs), str(sum(per_lang.values()))))
+    rows.append(("items", *(str(sum(1 for i in items if i.lang == lang)) for lang in langs), str(len(items))))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows)

@@ -1,0 +1,291 @@
+"""Fine-tuning: one encoder, a multi-label theme head and a sentiment head, trained together.
+
+Built on the Hugging Face ``Trainer`` so the same code runs on one CPU, one GPU, or several
+GPUs and nodes under ``accelerate launch`` / ``torchrun``. The dev split drives early stopping
+and the per-theme thresholds; the test split is never seen until the final evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from service.bundle import Bundle, save_bundle, set_current
+from service.modeling import ThemeClassifier, load_encoder
+from service.predictor import Predictor
+from service.taxonomy import Taxonomy, load_taxonomy
+from training.data import Item, find_label_files, fingerprint, load_items, split_items
+from training.metrics import full_report, macro_f1_present, sentiment_report, tune_thresholds
+
+log = logging.getLogger(__name__)
+
+# e5 was trained with these prefixes; other encoders get none.
+E5_PREFIX = "query: "
+_MIN_TEST_ITEMS_FOR_LANGUAGE = 10
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters and paths of one training run (recorded in the bundle)."""
+
+    base_model: str
+    labels: Path
+    models_dir: Path = Path("models")
+    epochs: float = 6.0
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    max_length: int = 128
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    seed: int = 13
+    freeze_embeddings: bool = True
+    patience: int = 2
+    max_steps: int = -1
+    text_prefix: str | None = None
+    version: str | None = None
+    make_current: bool = True
+    baselines: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+class LossProgressCallback(ProgressCallback):
+    """The training bar shows the latest loss beside tqdm's ETA instead of printing dicts."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            shown = {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "eval_selection")}
+            if shown:
+                self.training_bar.set_postfix(shown, refresh=False)
+
+
+def _prefix_for(base_model: str, configured: str | None) -> str:
+    if configured is not None:
+        return configured
+    return E5_PREFIX if "e5" in base_model.lower() else ""
+
+
+def _label_arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    themes = np.array(
+        [[1.0 if t in i.themes else 0.0 for t in taxonomy.theme_ids] for i in items],
+        dtype=np.float32,
+    ).reshape(len(items), len(taxonomy.theme_ids))
+    sentiments = np.array([taxonomy.sentiments.index(i.sentiment) for i in items], dtype=np.int64)
+    return themes, sentiments
+
+
+class _Collator:
+    """Pads token ids per batch and stacks the two label tensors."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer.pad(
+            [{"input_ids": f["input_ids"], "attention_mask": f["attention_mask"]} for f in features],
+            return_tensors="pt",
+        )
+        batch["theme_labels"] = torch.tensor([f["theme_labels"] for f in features])
+        batch["sentiment_labels"] = torch.tensor([f["sentiment_labels"] for f in features])
+        return batch
+
+
+def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_length: int):
+    from datasets import Dataset
+
+    themes, sentiments = _label_arrays(items, taxonomy)
+    enc = tokenizer([prefix + i.text for i in items], truncation=True, max_length=max_length)
+    return Dataset.from_dict(
+        {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "length": [len(x) for x in enc["input_ids"]],
+            "theme_labels": themes.tolist(),
+            "sentiment_labels": sentiments.tolist(),
+        }
+    )
+
+
+def _selection_metrics(eval_pred) -> dict[str, float]:
+    """Dev figures for early stopping: theme macro F1 at tuned thresholds and sentiment F1."""
+    (theme_logits, sent_logits), (theme_true, sent_true) = eval_pred.predictions, eval_pred.label_ids
+    probs = 1 / (1 + np.exp(-theme_logits))
+    thresholds = tune_thresholds(theme_true, probs)
+    theme_f1 = macro_f1_present(theme_true.astype(int), (probs >= thresholds).astype(int))
+    sent = sentiment_report(sent_true, sent_logits.argmax(-1), ["0", "1", "2"])
+    return {
+        "theme_macro_f1": theme_f1,
+        "sentiment_macro_f1": sent["macro_f1"],
+        "selection": 0.7 * theme_f1 + 0.3 * sent["macro_f1"],
+    }
+
+
+def evaluate_predictor(predictor: Predictor, items: list[Item], taxonomy: Taxonomy) -> dict:
+    """Full figures for a predictor (thresholds from its bundle) on ``items``."""
+    theme_true, sent_true = _label_arrays(items, taxonomy)
+    probs, sent_probs = predictor.predict_proba([i.text for i in items])
+    theme_pred = (probs >= predictor.thresholds).astype(int)
+    return full_report(
+        theme_true.astype(int),
+        theme_pred,
+        sent_true,
+        sent_probs.argmax(-1),
+        [i.lang for i in items],
+        taxonomy.theme_ids,
+        list(taxonomy.sentiments),
+    )
+
+
+def train(config: TrainConfig) -> Path:
+    """Train, tune thresholds, evaluate on the frozen test split and write a bundle."""
+    started = time.monotonic()
+    taxonomy = load_taxonomy()
+    items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
+    if problems.errors:
+        raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
+    for duplicate in problems.duplicates:
+        log.warning("%s", duplicate)
+    splits = split_items(items)
+    if not splits["train"] or not splits["dev"]:
+        raise ValueError(f"need train and dev items, got {[len(v) for v in splits.values()]}")
+    set_seed(config.seed)
+    prefix = _prefix_for(config.base_model, config.text_prefix)
+    version = config.version or datetime.now(UTC).strftime("cx-%Y%m%d-%H%M%S")
+    models_dir = Path(config.models_dir)
+    bundle_path = models_dir / version
+    work_dir = models_dir / ".checkpoints" / version
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    encoder = load_encoder(config.base_model)
+    model = ThemeClassifier(
+        encoder, len(taxonomy.theme_ids), len(taxonomy.sentiments), dropout=config.dropout
+    )
+    frozen = model.freeze_word_embeddings() if config.freeze_embeddings else 0
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("trainable parameters: %d (frozen word embeddings: %d)", trainable, frozen)
+
+    train_ds = _dataset(splits["train"], taxonomy, tokenizer, prefix, config.max_length)
+    dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
+    args = TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=64,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_only_model=True,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="selection",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        label_names=["theme_labels", "sentiment_labels"],
+        logging_steps=5,
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=True,  # LossProgressCallback draws the bar
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        data_collator=_Collator(tokenizer),
+        compute_metrics=_selection_metrics,
+        callbacks=[EarlyStoppingCallback(config.patience), LossProgressCallback()],
+    )
+    trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict per log step
+    trainer.train()
+    train_seconds = time.monotonic() - started
+    if not trainer.is_world_process_zero():
+        return bundle_path
+    model = trainer.model.to("cpu").eval()
+
+    meta = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "taxonomy_version": taxonomy.version,
+        "theme_ids": taxonomy.theme_ids,
+        "sentiment_labels": list(taxonomy.sentiments),
+        "thresholds": {t: 0.5 for t in taxonomy.theme_ids},
+        "base_model": config.base_model,
+        "text_prefix": prefix,
+        "max_length": config.max_length,
+        "pooling": "mean",
+        "training_data": {
+            "fingerprint": fingerprint(items),
+            "files": [str(p) for p in find_label_files(Path(config.labels))],
+            "n_items": len(items),
+            **{f"n_{k}": len(v) for k, v in splits.items()},
+        },
+        "hyperparameters": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(config).items()
+            if k not in ("labels", "models_dir", "version", "make_current", "baselines")
+        },
+        "training_seconds": round(train_seconds, 1),
+        "best_dev_selection": trainer.state.best_metric,
+    }
+    bundle = Bundle(path=bundle_path, meta=meta, model=model, tokenizer=tokenizer)
+    predictor = Predictor(bundle, batch_size=64, max_length=config.max_length, evidence=False)
+
+    dev = splits["dev"]
+    dev_true, _ = _label_arrays(dev, taxonomy)
+    dev_probs, _ = predictor.predict_proba([i.text for i in dev])
+    thresholds = tune_thresholds(dev_true, dev_probs)
+    meta["thresholds"] = {t: float(thresholds[k]) for k, t in enumerate(taxonomy.theme_ids)}
+    predictor.thresholds = thresholds
+
+    test = splits["test"]
+    metrics: dict = {}
+    if test:
+        metrics["model"] = evaluate_predictor(predictor, test, taxonomy)
+    meta["languages"] = sorted(
+        lang
+        for lang, n in _count_langs(test).items()
+        if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
+    )
+    if config.baselines and test:
+        from training.baselines import run_baselines
+
+        metrics.update(run_baselines(splits, taxonomy, config.base_model, prefix))
+    meta["metrics"] = metrics
+
+    from training.card import render_card
+
+    save_bundle(bundle_path, model, tokenizer, meta, card=render_card(meta))
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if config.make_current:
+        set_current(bundle_path, models_dir)
+    log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
+    return bundle_path
+
+
+def _count_langs(items: list[Item]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for i in items:
+        counts[i.lang] = counts.get(i.lang, 0) + 1
+    return counts
