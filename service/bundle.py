@@ -150,7 +150,8 @@ def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path
     current = Path(models_dir) / CURRENT_LINK
     if not current.exists():
         raise BundleError(
-            f"no model given and {current} does not exist: train one (cxthemes train) or pass --model"
+            f"no model given and {current} does not exist: "
+            "train one (cxthemes train) or pass --model"
         )
     return current.resolve()
 

@@ -140,7 +140,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.api.main import create_app
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "model": args.model}.items() if v}
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "model": args.model}.items() if v
+    }
     settings = settings.model_copy(update=overrides)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
@@ -191,8 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (smoke tests)")
-    p.add_argument("--train-embeddings", action="store_true",
-                   help="also train the word embeddings (about 3x slower on a CPU)")
+    p.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="also train the word embeddings (about 3x slower on a CPU)",
+    )
     p.add_argument("--version", help="bundle version id (default: cx-<UTC time>)")
     p.add_argument("--no-current", action="store_true", help="do not make it models/current")
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines in the card")

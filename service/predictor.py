@@ -130,9 +130,7 @@ class Predictor:
         return windows
 
     def _cut_by_tokens(self, sentence: str, budget: int) -> list[tuple[str, int]]:
-        enc = self.bundle.tokenizer(
-            sentence, add_special_tokens=False, return_offsets_mapping=True
-        )
+        enc = self.bundle.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
         pieces = []
         for start in range(0, len(offsets), budget):

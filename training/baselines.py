@@ -36,7 +36,12 @@ def _arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarr
 def _report(items, taxonomy, theme_pred, sent_pred) -> dict:
     y, s = _arrays(items, taxonomy)
     return full_report(
-        y, theme_pred, s, sent_pred, [i.lang for i in items], taxonomy.theme_ids,
+        y,
+        theme_pred,
+        s,
+        sent_pred,
+        [i.lang for i in items],
+        taxonomy.theme_ids,
         list(taxonomy.sentiments),
     )
 
@@ -78,10 +83,15 @@ def embed(texts: list[str], base_model: str, prefix: str, batch_size: int = 64) 
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer(
-            [prefix + texts[i] for i in idx], padding=True, truncation=True, max_length=256,
+            [prefix + texts[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=256,
             return_tensors="pt",
         )
-        hidden = encoder(**{k: v for k, v in enc.items() if k != "token_type_ids"}).last_hidden_state
+        hidden = encoder(
+            **{k: v for k, v in enc.items() if k != "token_type_ids"}
+        ).last_hidden_state
         pooled = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1)
         out[idx] = pooled.numpy()
     return out

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.taxonomy import Taxonomy
-from training.corpora import TextResolver
 from service.text import normalise_for_dedup
+from training.corpora import TextResolver
 
 TEST_SHARE = 0.15
 DEV_SHARE = 0.15
@@ -171,7 +171,9 @@ def load_items(paths: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Item], P
     for item in items:
         if item.id in seen_ids:
             first = seen_ids[item.id]
-            problems.add(item.file, item.line, f"duplicate id {item.id} (first: {first.file}:{first.line})")
+            problems.add(
+                item.file, item.line, f"duplicate id {item.id} (first: {first.file}:{first.line})"
+            )
             continue
         key = normalise_for_dedup(item.text)
         if key in seen_texts:
@@ -198,7 +200,8 @@ def fingerprint(items: Iterable[Item]) -> str:
     """A hash of the labelled content (not of file names or order)."""
     digest = hashlib.sha256()
     for key in sorted(
-        f"{normalise_for_dedup(i.text)}\t{','.join(i.themes)}\t{i.sentiment}\t{i.lang}" for i in items
+        f"{normalise_for_dedup(i.text)}\t{','.join(i.themes)}\t{i.sentiment}\t{i.lang}"
+        for i in items
     ):
         digest.update(key.encode("utf-8"))
         digest.update(b"\n")
@@ -211,10 +214,18 @@ def counts_table(items: Iterable[Item], taxonomy: Taxonomy) -> str:
     langs = sorted(Counter(i.lang for i in items))
     rows = [("theme", *langs, "all")]
     for theme in [*taxonomy.theme_ids, "(none)"]:
+
         def has(i: Item, theme: str = theme) -> bool:
             return (not i.themes) if theme == "(none)" else theme in i.themes
+
         per_lang = Counter(i.lang for i in items if has(i))
         rows.append((theme, *(str(per_lang[lang]) for lang in langs), str(sum(per_lang.values()))))
-    rows.append(("items", *(str(sum(1 for i in items if i.lang == lang)) for lang in langs), str(len(items))))
+    rows.append(
+        (
+            "items",
+            *(str(sum(1 for i in items if i.lang == lang)) for lang in langs),
+            str(len(items)),
+        )
+    )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows)

@@ -126,8 +126,21 @@ def read_e5_file(path: str | Path) -> E5File:
         directory[name] = (dtype, count, offset)
 
     return E5File(
-        hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab=vocab,
-        max_positions=max_pos, type_vocab=type_vocab, eps=eps, pieces=pieces, scores=scores,
-        bos_id=bos, eos_id=eos, pad_id=pad, unk_id=unk, normalization=normalization,
-        _raw=raw, _dir=directory,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ffn=ffn,
+        vocab=vocab,
+        max_positions=max_pos,
+        type_vocab=type_vocab,
+        eps=eps,
+        pieces=pieces,
+        scores=scores,
+        bos_id=bos,
+        eos_id=eos,
+        pad_id=pad,
+        unk_id=unk,
+        normalization=normalization,
+        _raw=raw,
+        _dir=directory,
     )

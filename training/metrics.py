@@ -30,7 +30,9 @@ def tune_thresholds(
             pred = scores[:, k] >= t
             tp = np.sum(pred & truth)
             f1 = 2 * tp / max(pred.sum() + truth.sum(), 1)
-            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9 and abs(t - default) < abs(best - default)):
+            if f1 > best_f1 + 1e-9 or (
+                abs(f1 - best_f1) <= 1e-9 and abs(t - default) < abs(best - default)
+            ):
                 best, best_f1 = float(t), f1
         thresholds[k] = best
     return thresholds
@@ -42,7 +44,12 @@ def theme_report(
     """Per-theme P/R/F1/support, micro and macro F1 for multi-label 0/1 matrices."""
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
     per_theme = {
-        t: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+        t: {
+            "precision": float(p[k]),
+            "recall": float(r[k]),
+            "f1": float(f[k]),
+            "support": int(s[k]),
+        }
         for k, t in enumerate(theme_ids)
     }
     return {
@@ -58,7 +65,9 @@ def sentiment_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Seque
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
         "macro_f1": float(
-            f1_score(y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0)
+            f1_score(
+                y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0
+            )
         ),
     }
 

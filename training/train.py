@@ -98,7 +98,10 @@ class _Collator:
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer.pad(
-            [{"input_ids": f["input_ids"], "attention_mask": f["attention_mask"]} for f in features],
+            [
+                {"input_ids": f["input_ids"], "attention_mask": f["attention_mask"]}
+                for f in features
+            ],
             return_tensors="pt",
         )
         batch["theme_labels"] = torch.tensor([f["theme_labels"] for f in features])
@@ -124,7 +127,10 @@ def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_
 
 def _selection_metrics(eval_pred) -> dict[str, float]:
     """Dev figures for early stopping: theme macro F1 at tuned thresholds and sentiment F1."""
-    (theme_logits, sent_logits), (theme_true, sent_true) = eval_pred.predictions, eval_pred.label_ids
+    (theme_logits, sent_logits), (theme_true, sent_true) = (
+        eval_pred.predictions,
+        eval_pred.label_ids,
+    )
     probs = 1 / (1 + np.exp(-theme_logits))
     thresholds = tune_thresholds(theme_true, probs)
     theme_f1 = macro_f1_present(theme_true.astype(int), (probs >= thresholds).astype(int))
@@ -264,9 +270,7 @@ def train(config: TrainConfig) -> Path:
     if test:
         metrics["model"] = evaluate_predictor(predictor, test, taxonomy)
     meta["languages"] = sorted(
-        lang
-        for lang, n in _count_langs(test).items()
-        if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
+        lang for lang, n in _count_langs(test).items() if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
     )
     if config.baselines and test:
         from training.baselines import run_baselines

@@ -55,8 +55,12 @@ class ResultRow(BaseModel):
     scores: dict[str, float] = Field(..., description="Every theme's probability.")
     sentiment: str
     sentiment_scores: dict[str, float]
-    needs_review: bool = Field(..., description="A score lies near its threshold, or the language is unevaluated.")
-    evidence: dict[str, str] = Field(..., description="Per assigned theme, the sentence that carries it most.")
+    needs_review: bool = Field(
+        ..., description="A score lies near its threshold, or the language is unevaluated."
+    )
+    evidence: dict[str, str] = Field(
+        ..., description="Per assigned theme, the sentence that carries it most."
+    )
     lang: str | None = None
     model_version: str
 

@@ -1,4 +1,4 @@
-"""All settings in one place: environment variables with the ``CXTHEMES_`` prefix (or a .env file)."""
+"""All settings in one place: ``CXTHEMES_``-prefixed environment variables or a .env file."""
 
 from __future__ import annotations
 

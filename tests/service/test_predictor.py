@@ -12,7 +12,11 @@ def predictor(tiny_bundle):
 
 
 def test_one_row_per_text_in_input_order(predictor):
-    texts = ["short", "a much longer text about the refund that never arrived " * 3, "中文评论：快递太慢了。"]
+    texts = [
+        "short",
+        "a much longer text about the refund that never arrived " * 3,
+        "中文评论：快递太慢了。",
+    ]
     preds = predictor.predict(texts)
     assert len(preds) == 3
     singles = [predictor.predict([t])[0] for t in texts]
@@ -27,7 +31,9 @@ def test_row_shape(predictor):
     assert set(row["sentiment_scores"]) == {"negative", "neutral", "positive"}
     assert abs(sum(row["sentiment_scores"].values()) - 1) < 1e-3
     assert row["sentiment"] == max(row["sentiment_scores"], key=row["sentiment_scores"].get)
-    assert set(row["themes"]) == {t for t in predictor.theme_ids if row["scores"][t] >= predictor.bundle.thresholds[t]}
+    assert set(row["themes"]) == {
+        t for t in predictor.theme_ids if row["scores"][t] >= predictor.bundle.thresholds[t]
+    }
     assert set(row["evidence"]) == set(row["themes"])
 
 
@@ -39,7 +45,9 @@ def test_long_text_windows_cover_every_token(predictor):
     budget = predictor.max_length - predictor._prefix_tokens
     assert all(n <= budget for _, n in windows)
     assert " ".join(w for w, _ in windows) == text
-    total = len(predictor.bundle.tokenizer(sentences, add_special_tokens=False)["input_ids"][0]) * 40
+    total = (
+        len(predictor.bundle.tokenizer(sentences, add_special_tokens=False)["input_ids"][0]) * 40
+    )
     assert sum(n for _, n in windows) == total
 
 
@@ -64,9 +72,14 @@ def test_evidence_is_a_sentence_of_the_text(predictor):
         text = "Delivery took three weeks. The agent was rude. Prices went up."
         pred = predictor.predict([text])[0]
         assert set(pred.themes) == set(predictor.theme_ids)
-        assert all(e in {"Delivery took three weeks.", "The agent was rude.", "Prices went up."} for e in pred.evidence.values())
+        assert all(
+            e in {"Delivery took three weeks.", "The agent was rude.", "Prices went up."}
+            for e in pred.evidence.values()
+        )
     finally:
-        predictor.thresholds = np.array([predictor.bundle.thresholds[t] for t in predictor.theme_ids], dtype=np.float32)
+        predictor.thresholds = np.array(
+            [predictor.bundle.thresholds[t] for t in predictor.theme_ids], dtype=np.float32
+        )
 
 
 def test_needs_review_near_threshold_and_for_unevaluated_language(predictor):

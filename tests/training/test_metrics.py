@@ -29,7 +29,15 @@ def test_macro_f1_present_ignores_absent_themes():
 
 def test_full_report_shapes():
     y = np.array([[1, 0], [0, 1], [1, 1]])
-    report = full_report(y, y, np.array([0, 1, 2]), np.array([0, 1, 1]), ["en", "zh", "en"], ["a", "b"], ["neg", "neu", "pos"])
+    report = full_report(
+        y,
+        y,
+        np.array([0, 1, 2]),
+        np.array([0, 1, 1]),
+        ["en", "zh", "en"],
+        ["a", "b"],
+        ["neg", "neu", "pos"],
+    )
     assert report["macro_f1"] == 1.0 and report["per_theme"]["a"]["support"] == 2
     assert abs(report["sentiment"]["accuracy"] - 2 / 3) < 1e-9
     assert set(report["per_language"]) == {"en", "zh"} and report["per_language"]["en"]["n"] == 2

@@ -41,21 +41,40 @@ def test_word_embeddings_frozen_by_default(tiny_base, small_labels, tmp_path):
     import torch
     from transformers import AutoModel
 
-    path = train(TrainConfig(base_model=str(tiny_base), labels=small_labels, models_dir=tmp_path,
-                             max_steps=3, baselines=False, version="frozen"))
+    path = train(
+        TrainConfig(
+            base_model=str(tiny_base),
+            labels=small_labels,
+            models_dir=tmp_path,
+            max_steps=3,
+            baselines=False,
+            version="frozen",
+        )
+    )
     before = AutoModel.from_pretrained(tiny_base).embeddings.word_embeddings.weight
     after = load_file(str(path / "model.safetensors"))["encoder.embeddings.word_embeddings.weight"]
     assert torch.equal(before, after)
     assert not torch.equal(
         AutoModel.from_pretrained(tiny_base).encoder.layer[0].attention.self.query.weight,
-        load_file(str(path / "model.safetensors"))["encoder.encoder.layer.0.attention.self.query.weight"],
+        load_file(str(path / "model.safetensors"))[
+            "encoder.encoder.layer.0.attention.self.query.weight"
+        ],
     )
 
 
 def test_seeded_runs_are_reproducible(tiny_base, small_labels, tmp_path):
     def run(name):
-        path = train(TrainConfig(base_model=str(tiny_base), labels=small_labels, models_dir=tmp_path,
-                                 max_steps=4, baselines=False, version=name, make_current=False))
+        path = train(
+            TrainConfig(
+                base_model=str(tiny_base),
+                labels=small_labels,
+                models_dir=tmp_path,
+                max_steps=4,
+                baselines=False,
+                version=name,
+                make_current=False,
+            )
+        )
         return load_file(str(path / "model.safetensors")), read_meta(path)["thresholds"]
 
     (w1, t1), (w2, t2) = run("a"), run("b")
@@ -65,9 +84,16 @@ def test_seeded_runs_are_reproducible(tiny_base, small_labels, tmp_path):
 
 def test_bad_labels_stop_training(tiny_base, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"id": "1", "text": "x", "lang": "en", "themes": ["nope"], "sentiment": "neutral"}) + "\n")
+    bad.write_text(
+        json.dumps(
+            {"id": "1", "text": "x", "lang": "en", "themes": ["nope"], "sentiment": "neutral"}
+        )
+        + "\n"
+    )
     with pytest.raises(ValueError, match="unknown theme"):
-        train(TrainConfig(base_model=str(tiny_base), labels=bad, models_dir=tmp_path, baselines=False))
+        train(
+            TrainConfig(base_model=str(tiny_base), labels=bad, models_dir=tmp_path, baselines=False)
+        )
 
 
 def test_baselines_report_on_same_test_split(tiny_bundle, small_labels):

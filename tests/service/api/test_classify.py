@@ -1,0 +1,90 @@
+"""POST /v1/classify and GET /healthz on the tiny bundle."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.main import create_app
+from service.core.config import Settings
+
+
+@pytest.fixture(scope="module")
+def client(tiny_bundle):
+    settings = Settings(model=str(tiny_bundle), max_items_per_request=5, max_text_chars=200)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_classify_returns_rows_in_order(client):
+    body = {
+        "items": [
+            {"id": "a", "text": "The bot never said it was a bot."},
+            {"id": 7, "text": "退款太慢了", "metadata": {"channel": "app", "lang": "zh"}},
+        ]
+    }
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["model_version"] == "tiny-test"
+    assert [row["id"] for row in data["results"]] == ["a", 7]
+    row = data["results"][1]
+    assert row["lang"] == "zh" and row["model_version"] == "tiny-test"
+    assert set(row["scores"]) >= {"privacy_data", "personalization"} and row["sentiment"] in (
+        "negative",
+        "neutral",
+        "positive",
+    )
+
+
+def test_same_text_same_answer_as_predictor(client, tiny_bundle):
+    from service.predictor import Predictor
+
+    text = "Prices went up again and support hung up on me."
+    api = client.post("/v1/classify", json={"items": [{"id": "x", "text": text}]}).json()[
+        "results"
+    ][0]
+    direct = Predictor.from_path(tiny_bundle).predict([text])[0]
+    assert api["scores"] == direct.scores and api["themes"] == direct.themes
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"items": [{"id": "a", "text": "   "}]}, "items.0.text"),
+        ({"items": [{"id": "a"}]}, "items.0.text"),
+        ({"items": []}, "items"),
+        ({"items": [{"id": "a", "text": 5}]}, "items.0.text"),
+        ({"items": [{"id": "a", "text": "x", "colour": "red"}]}, "items.0.colour"),
+        ({}, "items"),
+    ],
+)
+def test_bad_bodies_get_422_naming_the_field(client, body, field):
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 422
+    assert field in [e["field"] for e in r.json()["detail"]]
+
+
+def test_invalid_json_is_422_not_500(client):
+    r = client.post(
+        "/v1/classify", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+
+
+def test_limits_give_413_naming_the_item(client):
+    too_many = {"items": [{"id": i, "text": "hi"} for i in range(6)]}
+    r = client.post("/v1/classify", json=too_many)
+    assert r.status_code == 413 and r.json()["detail"]["field"] == "items"
+    too_long = {"items": [{"id": "ok", "text": "fine"}, {"id": "big", "text": "x" * 201}]}
+    r = client.post("/v1/classify", json=too_long)
+    assert r.status_code == 413
+    assert r.json()["detail"]["field"] == "items[1].text" and r.json()["detail"]["id"] == "big"
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok", "model_version": "tiny-test"}
+
+
+def test_openapi_documents_classify(client):
+    schema = client.get("/openapi.json").json()
+    assert "/v1/classify" in schema["paths"]

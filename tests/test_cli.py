@@ -1,0 +1,79 @@
+"""The cxthemes command line: labels check, score, evaluate, and clear errors."""
+
+import json
+
+from service.cli import main
+from tests.conftest import LABELS, read_jsonl
+
+
+def test_labels_check_passes_on_the_repository_data(capsys):
+    assert main(["labels", "check", "--labels", str(LABELS)]) == 0
+    out = capsys.readouterr().out
+    assert "labels check passed" in out and "privacy_data" in out and "splits:" in out
+
+
+def test_labels_check_fails_naming_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps(
+            {"id": "1", "text": "ok text", "lang": "en", "themes": [], "sentiment": "neutral"}
+        )
+        + "\n"
+        + json.dumps(
+            {"id": "2", "text": "other", "lang": "en", "themes": ["bogus"], "sentiment": "neutral"}
+        )
+        + "\n"
+    )
+    assert main(["labels", "check", "--labels", str(bad)]) == 1
+    assert f"{bad}:2: unknown theme ids ['bogus']" in capsys.readouterr().err
+
+
+def test_score_command(tiny_bundle, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "1", "text": "Great price"}\n{"id": "2", "text": ""}\n')
+    assert (
+        main(
+            [
+                "score",
+                str(src),
+                "-o",
+                str(tmp_path / "out.jsonl"),
+                "--model",
+                str(tiny_bundle),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["1"]
+    err = capsys.readouterr().err
+    assert "row 2: empty text" in err and "scored 1 rows" in err
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "1", "text": "x"}\n')
+    code = main(
+        ["score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tmp_path / "nope")]
+    )
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_json(tiny_bundle, small_labels, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_bundle),
+                "--labels",
+                str(small_labels),
+                "--json",
+                "--no-baselines",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_version"] == "tiny-test" and "model" in result["metrics"]
+    assert set(result["metrics"]["model"]["per_theme"]) == set(result["theme_ids"])
