@@ -173,6 +173,30 @@ def cmd_labels_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_labels_agreement(args: argparse.Namespace, settings: Settings) -> int:
+    agreement = _training("agreement")
+    from service.taxonomy import load_taxonomy
+
+    result = agreement.agreement(
+        agreement.read_pass(Path(args.first)),
+        agreement.read_pass(Path(args.second)),
+        load_taxonomy(settings.taxonomy_path),
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{result['n']} items labelled twice")
+    print("| theme | kappa | agreement | first pass | second pass |\n|---|---|---|---|---|")
+    for theme, r in result["per_theme"].items():
+        print(f"| {theme} | {r['kappa']:.3f} | {r['agree']:.3f} | {r['first']} | {r['second']} |")
+    print(f"| sentiment | {result['sentiment_kappa']:.3f} | {result['sentiment_agree']:.3f} | | |")
+    print(
+        f"mean theme kappa {result['mean_theme_kappa']:.3f}; identical theme sets "
+        f"{result['exact_theme_set_agreement']:.3f}; {len(result['disagreements'])} disagreements"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="cxthemes", description=__doc__.splitlines()[0])
@@ -233,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = labels_sub.add_parser("check", help="validate the labelled data and print counts")
     q.add_argument("--labels", help="folder or JSONL file (default: labels/data)")
     q.set_defaults(func=cmd_labels_check)
+    q = labels_sub.add_parser("agreement", help="Cohen's kappa against a second labelling pass")
+    q.add_argument("--first", default="labels/agreement/first_pass.jsonl")
+    q.add_argument("--second", default="labels/agreement/second_pass.jsonl")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_labels_agreement)
     return parser
 
 

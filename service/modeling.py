@@ -50,6 +50,16 @@ class ThemeClassifier(nn.Module):
         self.sentiment_head = nn.Linear(hidden, n_sentiments)
         self.sentiment_loss_weight = sentiment_loss_weight
 
+    def heads(self) -> nn.ModuleList:
+        """The two output layers (trained with a higher learning rate than the encoder)."""
+        return nn.ModuleList([self.theme_head, self.sentiment_head])
+
+    @torch.no_grad()
+    def init_theme_bias(self, prevalence) -> None:
+        """Start each theme's bias at the log-odds of its training prevalence."""
+        p = torch.as_tensor(prevalence, dtype=self.theme_head.bias.dtype).clamp(1e-3, 1 - 1e-3)
+        self.theme_head.bias.copy_(torch.log(p / (1 - p)))
+
     def freeze_word_embeddings(self) -> int:
         """Stop training the word-embedding matrix; returns how many parameters were frozen."""
         emb = self.encoder.get_input_embeddings()

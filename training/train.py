@@ -49,6 +49,7 @@ class TrainConfig:
     models_dir: Path = Path("models")
     epochs: float = 6.0
     learning_rate: float = 1e-4
+    head_learning_rate: float = 3e-3
     batch_size: int = 16
     max_length: int = 128
     warmup_ratio: float = 0.06
@@ -125,6 +126,33 @@ def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_
     )
 
 
+def _optimizer(model: ThemeClassifier, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with a higher learning rate for the freshly initialised heads.
+
+    Adam moves each weight by about the learning rate per step, so at the encoder's 1e-4 the
+    heads would need thousands of steps to reach useful logits.
+    """
+    head_ids = {id(p) for p in model.heads().parameters()}
+    decay, no_decay, heads = [], [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if id(param) in head_ids:
+            heads.append(param)
+        elif param.ndim < 2 or "LayerNorm" in name:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": heads, "lr": config.head_learning_rate, "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
+    )
+
+
 def _selection_metrics(eval_pred) -> dict[str, float]:
     """Dev figures for early stopping: theme macro F1 at tuned thresholds and sentiment F1."""
     (theme_logits, sent_logits), (theme_true, sent_true) = (
@@ -182,6 +210,8 @@ def train(config: TrainConfig) -> Path:
     model = ThemeClassifier(
         encoder, len(taxonomy.theme_ids), len(taxonomy.sentiments), dropout=config.dropout
     )
+    theme_prior = _label_arrays(splits["train"], taxonomy)[0].mean(0)
+    model.init_theme_bias(theme_prior)
     frozen = model.freeze_word_embeddings() if config.freeze_embeddings else 0
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("trainable parameters: %d (frozen word embeddings: %d)", trainable, frozen)
@@ -221,6 +251,7 @@ def train(config: TrainConfig) -> Path:
         eval_dataset=dev_ds,
         data_collator=_Collator(tokenizer),
         compute_metrics=_selection_metrics,
+        optimizers=(_optimizer(model, config), None),  # Trainer adds the warm-up/decay schedule
         callbacks=[EarlyStoppingCallback(config.patience), LossProgressCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict per log step
