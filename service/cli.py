@@ -57,20 +57,24 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     base = args.base_model or settings.base_model
     if _looks_local(base) and not Path(base).exists():
         raise CLIError(f"base model {base} not found: run 'cxthemes base-model' first")
+    # Only options given on the command line override TrainConfig's defaults (one source).
+    overrides = {
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "seed": args.seed,
+        "max_steps": args.max_steps,
+        "version": args.version,
+    }
     config = train.TrainConfig(
         base_model=base,
         labels=Path(args.labels or settings.labels_dir),
         models_dir=settings.models_dir,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
         freeze_embeddings=not args.train_embeddings,
-        max_steps=args.max_steps,
-        version=args.version,
         make_current=not args.no_current,
         baselines=not args.no_baselines,
+        **{k: v for k, v in overrides.items() if v is not None},
     )
     path = train.train(config)
     print(f"model bundle: {path}")
@@ -211,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model bundle on the labelled data")
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
     p.add_argument("--base-model", help="Hugging Face id or local path of the encoder")
-    p.add_argument("--epochs", type=float, default=4.0)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (smoke tests)")
+    p.add_argument("--epochs", type=float, help="training epochs (default 4)")
+    p.add_argument("--lr", type=float, help="encoder learning rate")
+    p.add_argument("--batch-size", type=int, help="per device (default 16)")
+    p.add_argument("--max-length", type=int, help="tokens per training text (default 128)")
+    p.add_argument("--seed", type=int, help="random seed (default 13)")
+    p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
     p.add_argument(
         "--train-embeddings",
         action="store_true",

@@ -81,8 +81,16 @@ class ThemeClassifier(nn.Module):
             "sentiment_logits": self.sentiment_head(pooled),
         }
         if theme_labels is not None and sentiment_labels is not None:
-            theme_loss = nn.functional.binary_cross_entropy_with_logits(
-                result["theme_logits"], theme_labels.to(result["theme_logits"].dtype)
+            # Summed over themes (mean over the batch): a mean over 9 outputs would give the
+            # encoder a ninth of the theme signal next to the sentiment loss.
+            theme_loss = (
+                nn.functional.binary_cross_entropy_with_logits(
+                    result["theme_logits"],
+                    theme_labels.to(result["theme_logits"].dtype),
+                    reduction="none",
+                )
+                .sum(-1)
+                .mean()
             )
             sentiment_loss = nn.functional.cross_entropy(
                 result["sentiment_logits"], sentiment_labels

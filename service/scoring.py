@@ -233,9 +233,10 @@ def score_file(
     text_column: str = "text",
     id_column: str = "id",
     progress: bool = True,
-    err: TextIO = sys.stderr,
+    err: TextIO | None = None,
 ) -> ScoreSummary:
     """Score every row of ``input_path`` into ``output_path``; bad rows are reported and skipped."""
+    err = err or sys.stderr
     src, dst = Path(input_path), Path(output_path)
     if not src.is_file():
         raise ScoringInputError(f"{src}: no such file")
