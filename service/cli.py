@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "max_length": args.max_length,
         "seed": args.seed,
         "max_steps": args.max_steps,
+        "freeze_layers": args.freeze_layers,
         "version": args.version,
     }
     config = train.TrainConfig(
@@ -177,6 +178,28 @@ def cmd_labels_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_labels_freeze_splits(args: argparse.Namespace, settings: Settings) -> int:
+    data = _training("data")
+    splits = _training("splits")
+    from service.taxonomy import load_taxonomy
+
+    target = Path(args.out) if args.out else splits.SPLITS_FILE
+    if target.exists() and not args.force:
+        raise CLIError(
+            f"{target} exists: frozen splits must not move (new items already get a split by "
+            "hash); --force rebuilds it, invalidating every earlier test figure"
+        )
+    items, problems = data.load_items(
+        data.find_label_files(Path(args.labels or settings.labels_dir)),
+        load_taxonomy(settings.taxonomy_path),
+    )
+    if problems.errors:
+        raise CLIError("fix the labelled data first (cxthemes labels check)")
+    n = splits.write_manifest(splits.stratified_assignment(items), target)
+    print(f"froze the splits of {n} items into {target}")
+    return 0
+
+
 def cmd_labels_agreement(args: argparse.Namespace, settings: Settings) -> int:
     agreement = _training("agreement")
     from service.taxonomy import load_taxonomy
@@ -221,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="tokens per training text (default 128)")
     p.add_argument("--seed", type=int, help="random seed (default 13)")
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
+    p.add_argument("--freeze-layers", type=int, help="also freeze the bottom N encoder layers")
     p.add_argument(
         "--train-embeddings",
         action="store_true",
@@ -261,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = labels_sub.add_parser("check", help="validate the labelled data and print counts")
     q.add_argument("--labels", help="folder or JSONL file (default: labels/data)")
     q.set_defaults(func=cmd_labels_check)
+    q = labels_sub.add_parser("freeze-splits", help="stratify and freeze the dev/test splits once")
+    q.add_argument("--labels", help="folder or JSONL file (default: labels/data)")
+    q.add_argument("--out", help="manifest path (default: labels/splits.tsv)")
+    q.add_argument("--force", action="store_true", help="rebuild an existing manifest")
+    q.set_defaults(func=cmd_labels_freeze_splits)
     q = labels_sub.add_parser("agreement", help="Cohen's kappa against a second labelling pass")
     q.add_argument("--first", default="labels/agreement/first_pass.jsonl")
     q.add_argument("--second", default="labels/agreement/second_pass.jsonl")

@@ -60,11 +60,24 @@ class ThemeClassifier(nn.Module):
         p = torch.as_tensor(prevalence, dtype=self.theme_head.bias.dtype).clamp(1e-3, 1 - 1e-3)
         self.theme_head.bias.copy_(torch.log(p / (1 - p)))
 
-    def freeze_word_embeddings(self) -> int:
-        """Stop training the word-embedding matrix; returns how many parameters were frozen."""
-        emb = self.encoder.get_input_embeddings()
-        emb.weight.requires_grad_(False)
-        return emb.weight.numel()
+    def freeze_embeddings(self) -> int:
+        """Stop training the embedding layer (word, position, type, LayerNorm).
+
+        The word matrix is 96M of e5-small's 118M parameters; with the whole layer frozen the
+        backward pass also stops at the first frozen encoder layer. Returns parameters frozen.
+        """
+        return _freeze(self.encoder.get_input_embeddings()) + _freeze(
+            getattr(self.encoder, "embeddings", nn.Module())
+        )
+
+    def freeze_lower_layers(self, n: int) -> int:
+        """Freeze the bottom ``n`` transformer layers (BERT-style encoders only)."""
+        if n <= 0:
+            return 0
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if layers is None:
+            raise ValueError(f"cannot freeze layers of {type(self.encoder).__name__}")
+        return sum(_freeze(layer) for layer in layers[:n])
 
     def forward(
         self,
@@ -97,3 +110,13 @@ class ThemeClassifier(nn.Module):
             )
             result["loss"] = theme_loss + self.sentiment_loss_weight * sentiment_loss
         return result
+
+
+def _freeze(module: nn.Module) -> int:
+    """Set ``requires_grad=False`` on a module's trainable parameters; return their count."""
+    count = 0
+    for param in module.parameters():
+        if param.requires_grad:
+            param.requires_grad_(False)
+            count += param.numel()
+    return count

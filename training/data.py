@@ -1,8 +1,9 @@
 """Labelled data: loading, validation, the deterministic splits and the data fingerprint.
 
 Items are JSONL lines ``{"id", "text", "lang", "themes": [...], "sentiment", "source"}``.
-Each item's split comes from a hash of its normalised text, so the frozen test split never
-moves when data is added, and the same text can never sit in two splits.
+Splits come from ``training/splits.py``: frozen and stratified for the items present when they
+were frozen, by a hash of the normalised text for later ones; the same text can never sit in
+two splits.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from pathlib import Path
 from service.taxonomy import Taxonomy
 from service.text import normalise_for_dedup
 from training.corpora import TextResolver
+from training.splits import SPLITS, load_manifest, split_of
 
-TEST_SHARE = 0.15
-DEV_SHARE = 0.15
-SPLITS = ("train", "dev", "test")
 _LANG_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
@@ -37,10 +36,6 @@ class Item:
     source: str
     file: str = ""
     line: int = 0
-
-    @property
-    def split(self) -> str:
-        return split_of(self.text)
 
 
 @dataclass
@@ -59,17 +54,6 @@ class Problems:
 
     def __bool__(self) -> bool:
         return bool(self.errors or self.duplicates or self.unavailable)
-
-
-def split_of(text: str) -> str:
-    """The split of a text: a fixed function of its normalised form."""
-    digest = hashlib.sha256(normalise_for_dedup(text).encode("utf-8")).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < TEST_SHARE:
-        return "test"
-    if u < TEST_SHARE + DEV_SHARE:
-        return "dev"
-    return "train"
 
 
 def _text_of(raw: dict, resolver: TextResolver, where: tuple[str, int], problems: Problems):
@@ -188,11 +172,14 @@ def load_items(paths: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Item], P
     return unique, problems
 
 
-def split_items(items: Iterable[Item]) -> dict[str, list[Item]]:
-    """Group items by their hash-assigned split."""
+def split_items(
+    items: Iterable[Item], manifest: dict[str, str] | None = None
+) -> dict[str, list[Item]]:
+    """Group items by split: frozen (``labels/splits.tsv``) or, for newer items, by hash."""
+    manifest = load_manifest() if manifest is None else manifest
     out: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for item in items:
-        out[item.split].append(item)
+        out[split_of(item.text, manifest)].append(item)
     return out
 
 

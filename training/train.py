@@ -47,8 +47,8 @@ class TrainConfig:
     base_model: str
     labels: Path
     models_dir: Path = Path("models")
-    epochs: float = 6.0
-    learning_rate: float = 1e-4
+    epochs: float = 4.0
+    learning_rate: float = 1.5e-4
     head_learning_rate: float = 3e-3
     batch_size: int = 16
     max_length: int = 128
@@ -57,6 +57,7 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 13
     freeze_embeddings: bool = True
+    freeze_layers: int = 0
     patience: int = 2
     max_steps: int = -1
     text_prefix: str | None = None
@@ -212,9 +213,10 @@ def train(config: TrainConfig) -> Path:
     )
     theme_prior = _label_arrays(splits["train"], taxonomy)[0].mean(0)
     model.init_theme_bias(theme_prior)
-    frozen = model.freeze_word_embeddings() if config.freeze_embeddings else 0
+    frozen = model.freeze_embeddings() if config.freeze_embeddings else 0
+    frozen += model.freeze_lower_layers(config.freeze_layers)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("trainable parameters: %d (frozen word embeddings: %d)", trainable, frozen)
+    log.info("trainable parameters: %d (frozen: %d)", trainable, frozen)
 
     train_ds = _dataset(splits["train"], taxonomy, tokenizer, prefix, config.max_length)
     dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)

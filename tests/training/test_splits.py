@@ -1,0 +1,69 @@
+"""Frozen, stratified splits: shares per (language, theme) cell, and nothing ever moves."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from training.splits import (
+    hash_split,
+    load_manifest,
+    split_of,
+    stratified_assignment,
+    text_key,
+    write_manifest,
+)
+
+
+@dataclass
+class _Item:
+    text: str
+    lang: str
+    themes: tuple[str, ...]
+
+
+def _items(n=2000):
+    themes = ["a", "b", "c", "rare"]
+    out = []
+    for i in range(n):
+        picked = (themes[i % 3],) + (("rare",) if i % 25 == 0 else ())
+        out.append(_Item(f"text number {i}", ["en", "zh", "fr"][i % 7 % 3], picked))
+    return out
+
+
+def test_stratified_shares_hold_per_cell():
+    items = _items()
+    assignment = stratified_assignment(items)
+    assert len(assignment) == len(items)
+    cells = Counter((i.lang, t) for i in items for t in i.themes)
+    test = Counter(
+        (i.lang, t) for i in items for t in i.themes if assignment[text_key(i.text)] == "test"
+    )
+    for cell, n in cells.items():
+        assert abs(test[cell] / n - 0.15) <= 0.03 + 1 / n, (cell, test[cell], n)
+
+
+def test_assignment_is_deterministic():
+    assert stratified_assignment(_items(300)) == stratified_assignment(list(reversed(_items(300))))
+
+
+def test_manifest_wins_and_new_texts_fall_back_to_hash(tmp_path):
+    items = _items(200)
+    path = tmp_path / "splits.tsv"
+    assignment = stratified_assignment(items)
+    assert write_manifest(assignment, path) == 200
+    manifest = load_manifest(path)
+    assert all(split_of(i.text, manifest) == assignment[text_key(i.text)] for i in items)
+    new = "a text added after freezing"
+    assert split_of(new, manifest) == hash_split(new)
+
+
+def test_repository_manifest_covers_the_labelled_data():
+    from service.taxonomy import load_taxonomy
+    from tests.conftest import LABELS
+    from training.data import find_label_files, load_items, split_items
+
+    items, _ = load_items(find_label_files(LABELS), load_taxonomy())
+    manifest = load_manifest()
+    frozen = [i for i in items if text_key(i.text) in manifest]
+    assert len(frozen) >= 0.9 * len(items)
+    test = split_items(frozen)["test"]
+    assert abs(len(test) / len(frozen) - 0.15) < 0.02

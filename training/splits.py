@@ -1,0 +1,105 @@
+"""Train/dev/test splits that never move.
+
+The items present when the splits were frozen are assigned by iterative stratification over
+(language, theme) cells, so the 15% test and 15% dev shares hold for every theme and language,
+and recorded in ``labels/splits.tsv`` (one line per item: its text key, a tab, its split).
+Items added later are assigned by a hash of their normalised text, so their split is fixed the
+moment they exist and adding data never moves an item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from service.text import normalise_for_dedup
+
+SPLITS_FILE = Path(__file__).resolve().parents[1] / "labels" / "splits.tsv"
+SHARES = {"test": 0.15, "dev": 0.15}
+SPLITS = ("train", "dev", "test")
+
+
+class Labelled(Protocol):
+    text: str
+    lang: str
+    themes: tuple[str, ...]
+
+
+def text_key(text: str) -> str:
+    """A short stable key for a text: sha256 of its whitespace- and case-folded form."""
+    return hashlib.sha256(normalise_for_dedup(text).encode("utf-8")).hexdigest()[:16]
+
+
+def hash_split(text: str) -> str:
+    """The split of a text that is not in the frozen manifest: a fixed function of its hash."""
+    u = int(text_key(text), 16) / 16**16
+    if u < SHARES["test"]:
+        return "test"
+    if u < SHARES["test"] + SHARES["dev"]:
+        return "dev"
+    return "train"
+
+
+@lru_cache(maxsize=4)
+def load_manifest(path: Path = SPLITS_FILE) -> dict[str, str]:
+    """``{text key: split}`` for the items present at freezing (empty if never frozen)."""
+    if not path.is_file():
+        return {}
+    manifest = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, split = line.split("\t")
+            manifest[key] = split
+    return manifest
+
+
+def split_of(text: str, manifest: dict[str, str] | None = None) -> str:
+    """The split of ``text``: frozen if it was present at freezing, else by hash."""
+    manifest = load_manifest() if manifest is None else manifest
+    return manifest.get(text_key(text)) or hash_split(text)
+
+
+def _cells(item: Labelled) -> list[tuple[str, str]]:
+    return [(item.lang, theme) for theme in item.themes] or [(item.lang, "")]
+
+
+def stratified_assignment(items: Iterable[Labelled]) -> dict[str, str]:
+    """Assign every item to a split so each (language, theme) cell gets the target shares.
+
+    Iterative stratification (Sechidis et al., 2011): items whose rarest cell is rarest go
+    first, each to the split that still most lacks that cell; ties go by text hash, so the
+    result is deterministic.
+    """
+    items = list(items)
+    totals = Counter(cell for item in items for cell in _cells(item))
+    wanted = {
+        split: {cell: n * share for cell, n in totals.items()} for split, share in SHARES.items()
+    }
+    wanted["train"] = {cell: n * (1 - sum(SHARES.values())) for cell, n in totals.items()}
+    order = sorted(items, key=lambda i: (min(totals[c] for c in _cells(i)), text_key(i.text)))
+    assignment = {}
+    for item in order:
+        cells = _cells(item)
+        rarest = min(cells, key=lambda c: totals[c])
+
+        def need(split: str, cells: list = cells, rarest: tuple = rarest) -> tuple:
+            return (wanted[split][rarest], sum(wanted[split][c] for c in cells))
+
+        split = max(SPLITS, key=lambda s: (*need(s), text_key(item.text + s)))
+        for cell in cells:
+            wanted[split][cell] -= 1
+        assignment[text_key(item.text)] = split
+    return assignment
+
+
+def write_manifest(assignment: dict[str, str], path: Path = SPLITS_FILE) -> int:
+    """Write every entry of ``assignment`` (train too); returns how many were written."""
+    rows = sorted(assignment.items())
+    header = "# frozen splits (see training/splits.py): text key, tab, split\n"
+    path.write_text(header + "".join(f"{k}\t{s}\n" for k, s in rows), encoding="utf-8")
+    load_manifest.cache_clear()
+    return len(rows)
