@@ -77,3 +77,19 @@ def test_evaluate_json(tiny_bundle, small_labels, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["model_version"] == "tiny-test" and "model" in result["metrics"]
     assert set(result["metrics"]["model"]["per_theme"]) == set(result["theme_ids"])
+
+
+def test_freeze_splits_refuses_to_move_frozen_splits(tmp_path, capsys):
+    out = tmp_path / "splits.tsv"
+    out.write_text("# frozen\n")
+    assert main(["labels", "freeze-splits", "--out", str(out)]) == 2
+    assert "must not move" in capsys.readouterr().err
+    assert out.read_text() == "# frozen\n"
+
+
+def test_freeze_splits_writes_a_manifest(small_labels, tmp_path):
+    out = tmp_path / "splits.tsv"
+    assert main(["labels", "freeze-splits", "--labels", str(small_labels), "--out", str(out)]) == 0
+    rows = [line.split("\t") for line in out.read_text().splitlines() if not line.startswith("#")]
+    assert len(rows) > 100
+    assert {split for _, split in rows} == {"train", "dev", "test"}
