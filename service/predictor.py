@@ -49,6 +49,7 @@ class Prediction:
             "sentiment": self.sentiment,
             "sentiment_scores": self.sentiment_scores,
             "needs_review": self.needs_review,
+            "review_reasons": self.review_reasons,
             "evidence": self.evidence,
             "lang": self.lang,
             "model_version": self.model_version,

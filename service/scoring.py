@@ -162,6 +162,7 @@ class _Writer:
             "sentiment": row["sentiment"],
             **{f"sentiment_{s}": row["sentiment_scores"][s] for s in self.sentiments},
             "needs_review": row["needs_review"],
+            "review_reasons": ";".join(row["review_reasons"]),
             "evidence": json.dumps(row["evidence"], ensure_ascii=False),
             "lang": row["lang"],
             "model_version": row["model_version"],
@@ -200,7 +201,7 @@ class _Writer:
         yield from (f"score_{t}" for t in self.theme_ids)
         yield "sentiment"
         yield from (f"sentiment_{s}" for s in self.sentiments)
-        yield from ("needs_review", "evidence", "lang", "model_version")
+        yield from ("needs_review", "review_reasons", "evidence", "lang", "model_version")
 
     def _arrow_schema(self):
         import pyarrow as pa
@@ -211,6 +212,7 @@ class _Writer:
         fields += [pa.field(f"sentiment_{s}", pa.float32()) for s in self.sentiments]
         fields += [
             pa.field("needs_review", pa.bool_()),
+            pa.field("review_reasons", pa.string()),
             pa.field("evidence", pa.string()),
             pa.field("lang", pa.string()),
             pa.field("model_version", pa.string()),

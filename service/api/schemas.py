@@ -58,6 +58,10 @@ class ResultRow(BaseModel):
     needs_review: bool = Field(
         ..., description="A score lies near its threshold, or the language is unevaluated."
     )
+    review_reasons: list[str] = Field(
+        default_factory=list,
+        description="Why review is needed: score_near_threshold, language_not_evaluated.",
+    )
     evidence: dict[str, str] = Field(
         ..., description="Per assigned theme, the sentence that carries it most."
     )
