@@ -78,6 +78,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         **{k: v for k, v in overrides.items() if v is not None},
     )
     path = train.train(config)
+    if path is None:  # a non-main process of a distributed run
+        return 0
     print(f"model bundle: {path}")
     card = path / "README.md"
     if card.is_file():

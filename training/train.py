@@ -8,6 +8,7 @@ and the per-theme thresholds; the test split is never seen until the final evalu
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -187,8 +188,12 @@ def evaluate_predictor(predictor: Predictor, items: list[Item], taxonomy: Taxono
     )
 
 
-def train(config: TrainConfig) -> Path:
-    """Train, tune thresholds, evaluate on the frozen test split and write a bundle."""
+def train(config: TrainConfig) -> Path | None:
+    """Train, tune thresholds, evaluate on the frozen test split and write a bundle.
+
+    Returns the bundle's path; in a distributed run only the main process writes the bundle,
+    and the other processes return None.
+    """
     started = time.monotonic()
     taxonomy = load_taxonomy()
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
@@ -244,6 +249,8 @@ def train(config: TrainConfig) -> Path:
         data_seed=config.seed,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Under torchrun/accelerate without GPUs the processes talk over gloo (NCCL needs CUDA).
+        ddp_backend=None if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ else "gloo",
         disable_tqdm=True,  # LossProgressCallback draws the bar
     )
     trainer = Trainer(
@@ -260,7 +267,7 @@ def train(config: TrainConfig) -> Path:
     trainer.train()
     train_seconds = time.monotonic() - started
     if not trainer.is_world_process_zero():
-        return bundle_path
+        return None
     model = trainer.model.to("cpu").eval()
 
     meta = {
