@@ -148,22 +148,23 @@ class Predictor:
         sent_p = np.zeros((n, len(self.sentiments)), dtype=np.float32)
         if not n:
             return theme_p, sent_p
-        prefixed = [self.prefix + t for t in texts]
-        lengths = [len(ids) for ids in self._tokenize(prefixed)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
+        # Tokenize once; batches of similar length are then only padded (less padding, no
+        # second tokenizer pass).
+        enc = self.bundle.tokenizer(
+            [self.prefix + t for t in texts], truncation=True, max_length=self.max_length
+        )
+        ids, masks = enc["input_ids"], enc["attention_mask"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
         model = self.bundle.model
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.bundle.tokenizer(
-                [prefixed[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
+            batch = self.bundle.tokenizer.pad(
+                {"input_ids": [ids[i] for i in idx], "attention_mask": [masks[i] for i in idx]},
                 return_tensors="pt",
             )
             out = model(
-                input_ids=enc["input_ids"].to(self.device),
-                attention_mask=enc["attention_mask"].to(self.device),
+                input_ids=batch["input_ids"].to(self.device),
+                attention_mask=batch["attention_mask"].to(self.device),
             )
             theme_p[idx] = torch.sigmoid(out["theme_logits"]).float().cpu().numpy()
             sent_p[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu().numpy()
