@@ -60,6 +60,15 @@ class ThemeClassifier(nn.Module):
         p = torch.as_tensor(prevalence, dtype=self.theme_head.bias.dtype).clamp(1e-3, 1 - 1e-3)
         self.theme_head.bias.copy_(torch.log(p / (1 - p)))
 
+    def set_encoder_dropout(self, p: float) -> None:
+        """Set every dropout inside the encoder to ``p`` (any architecture)."""
+        for module in self.encoder.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout"):
+            if hasattr(self.encoder.config, name):
+                setattr(self.encoder.config, name, p)
+
     def freeze_embeddings(self) -> int:
         """Stop training the embedding layer (word, position, type, LayerNorm).
 

@@ -56,6 +56,8 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     dropout: float = 0.1
+    # None keeps the encoder's own dropout.
+    encoder_dropout: float | None = None
     seed: int = 13
     freeze_embeddings: bool = True
     freeze_layers: int = 0
@@ -216,6 +218,8 @@ def train(config: TrainConfig) -> Path | None:
     model = ThemeClassifier(
         encoder, len(taxonomy.theme_ids), len(taxonomy.sentiments), dropout=config.dropout
     )
+    if config.encoder_dropout is not None:
+        model.set_encoder_dropout(config.encoder_dropout)
     theme_prior = _label_arrays(splits["train"], taxonomy)[0].mean(0)
     model.init_theme_bias(theme_prior)
     frozen = model.freeze_embeddings() if config.freeze_embeddings else 0
