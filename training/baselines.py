@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from service.modeling import load_encoder, mean_pool
 from service.taxonomy import Taxonomy
-from training.data import Item
+from training.data import Item, label_arrays
 from training.metrics import full_report, tune_thresholds
 
 _SENTIMENT_PROMPTS = {
@@ -27,14 +27,8 @@ _SENTIMENT_PROMPTS = {
 }
 
 
-def _arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
-    y = np.array([[int(t in i.themes) for t in taxonomy.theme_ids] for i in items], dtype=int)
-    s = np.array([taxonomy.sentiments.index(i.sentiment) for i in items], dtype=int)
-    return y.reshape(len(items), len(taxonomy.theme_ids)), s
-
-
 def _report(items, taxonomy, theme_pred, sent_pred) -> dict:
-    y, s = _arrays(items, taxonomy)
+    y, s = label_arrays(items, taxonomy)
     return full_report(
         y,
         theme_pred,
@@ -52,7 +46,7 @@ def tfidf_baseline(splits: dict[str, list[Item]], taxonomy: Taxonomy) -> dict:
         analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True, max_features=300_000
     )
     x_train = vectorizer.fit_transform([i.text.lower() for i in splits["train"]])
-    y_train, s_train = _arrays(splits["train"], taxonomy)
+    y_train, s_train = label_arrays(splits["train"], taxonomy)
     # Themes that never occur in train get a constant zero score instead of a crash.
     themes = OneVsRestClassifier(LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced"))
     present = y_train.any(axis=0)
@@ -65,7 +59,7 @@ def tfidf_baseline(splits: dict[str, list[Item]], taxonomy: Taxonomy) -> dict:
         out[:, present] = themes.predict_proba(x)
         return out
 
-    y_dev, _ = _arrays(splits["dev"], taxonomy)
+    y_dev, _ = label_arrays(splits["dev"], taxonomy)
     thresholds = tune_thresholds(y_dev, theme_scores(splits["dev"]))
     test = splits["test"]
     pred = (theme_scores(test) >= thresholds).astype(int)
@@ -116,7 +110,7 @@ def zero_shot_baseline(
     sent_vecs = vectors[n_desc : n_desc + len(_SENTIMENT_PROMPTS)]
     texts = vectors[n_desc + len(_SENTIMENT_PROMPTS) :]
     dev_vecs, test_vecs = texts[: len(dev)], texts[len(dev) :]
-    y_dev, _ = _arrays(dev, taxonomy)
+    y_dev, _ = label_arrays(dev, taxonomy)
     thresholds = tune_thresholds(y_dev, dev_vecs @ theme_vecs.T, default=0.8, from_quantiles=True)
     pred = (test_vecs @ theme_vecs.T >= thresholds).astype(int)
     order = [list(_SENTIMENT_PROMPTS).index(s) for s in taxonomy.sentiments]

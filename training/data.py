@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from service.taxonomy import Taxonomy
 from service.text import normalise_for_dedup
 from training.corpora import TextResolver
@@ -181,6 +183,15 @@ def split_items(
     for item in items:
         out[split_of(item.text, manifest)].append(item)
     return out
+
+
+def label_arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot theme matrix (items x themes, 0/1 ints) and sentiment indices."""
+    themes = np.array(
+        [[int(t in i.themes) for t in taxonomy.theme_ids] for i in items], dtype=np.int64
+    ).reshape(len(items), len(taxonomy.theme_ids))
+    sentiments = np.array([taxonomy.sentiments.index(i.sentiment) for i in items], dtype=np.int64)
+    return themes, sentiments
 
 
 def fingerprint(items: Iterable[Item]) -> str:

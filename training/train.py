@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,14 @@ from service.bundle import Bundle, save_bundle, set_current
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
 from service.taxonomy import Taxonomy, load_taxonomy
-from training.data import Item, find_label_files, fingerprint, load_items, split_items
+from training.data import (
+    Item,
+    find_label_files,
+    fingerprint,
+    label_arrays,
+    load_items,
+    split_items,
+)
 from training.metrics import full_report, macro_f1_present, sentiment_report, tune_thresholds
 
 log = logging.getLogger(__name__)
@@ -86,15 +94,6 @@ def _prefix_for(base_model: str, configured: str | None) -> str:
     return E5_PREFIX if "e5" in base_model.lower() else ""
 
 
-def _label_arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
-    themes = np.array(
-        [[1.0 if t in i.themes else 0.0 for t in taxonomy.theme_ids] for i in items],
-        dtype=np.float32,
-    ).reshape(len(items), len(taxonomy.theme_ids))
-    sentiments = np.array([taxonomy.sentiments.index(i.sentiment) for i in items], dtype=np.int64)
-    return themes, sentiments
-
-
 class _Collator:
     """Pads token ids per batch and stacks the two label tensors."""
 
@@ -117,14 +116,14 @@ class _Collator:
 def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_length: int):
     from datasets import Dataset
 
-    themes, sentiments = _label_arrays(items, taxonomy)
+    themes, sentiments = label_arrays(items, taxonomy)
     enc = tokenizer([prefix + i.text for i in items], truncation=True, max_length=max_length)
     return Dataset.from_dict(
         {
             "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"],
             "length": [len(x) for x in enc["input_ids"]],
-            "theme_labels": themes.tolist(),
+            "theme_labels": themes.astype(np.float32).tolist(),
             "sentiment_labels": sentiments.tolist(),
         }
     )
@@ -176,11 +175,11 @@ def _selection_metrics(eval_pred) -> dict[str, float]:
 
 def evaluate_predictor(predictor: Predictor, items: list[Item], taxonomy: Taxonomy) -> dict:
     """Full figures for a predictor (thresholds from its bundle) on ``items``."""
-    theme_true, sent_true = _label_arrays(items, taxonomy)
+    theme_true, sent_true = label_arrays(items, taxonomy)
     probs, sent_probs = predictor.predict_proba([i.text for i in items])
     theme_pred = (probs >= predictor.thresholds).astype(int)
     return full_report(
-        theme_true.astype(int),
+        theme_true,
         theme_pred,
         sent_true,
         sent_probs.argmax(-1),
@@ -220,7 +219,7 @@ def train(config: TrainConfig) -> Path | None:
     )
     if config.encoder_dropout is not None:
         model.set_encoder_dropout(config.encoder_dropout)
-    theme_prior = _label_arrays(splits["train"], taxonomy)[0].mean(0)
+    theme_prior = label_arrays(splits["train"], taxonomy)[0].mean(0)
     model.init_theme_bias(theme_prior)
     frozen = model.freeze_embeddings() if config.freeze_embeddings else 0
     frozen += model.freeze_lower_layers(config.freeze_layers)
@@ -303,7 +302,7 @@ def train(config: TrainConfig) -> Path | None:
     predictor = Predictor(bundle, batch_size=64, max_length=config.max_length, evidence=False)
 
     dev = splits["dev"]
-    dev_true, _ = _label_arrays(dev, taxonomy)
+    dev_true, _ = label_arrays(dev, taxonomy)
     dev_probs, _ = predictor.predict_proba([i.text for i in dev])
     thresholds = tune_thresholds(dev_true, dev_probs)
     meta["thresholds"] = {t: float(thresholds[k]) for k, t in enumerate(taxonomy.theme_ids)}
@@ -314,7 +313,9 @@ def train(config: TrainConfig) -> Path | None:
     if test:
         metrics["model"] = evaluate_predictor(predictor, test, taxonomy)
     meta["languages"] = sorted(
-        lang for lang, n in _count_langs(test).items() if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
+        lang
+        for lang, n in Counter(i.lang for i in test).items()
+        if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
     )
     if config.baselines and test:
         from training.baselines import run_baselines
@@ -330,10 +331,3 @@ def train(config: TrainConfig) -> Path | None:
         set_current(bundle_path, models_dir)
     log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
     return bundle_path
-
-
-def _count_langs(items: list[Item]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for i in items:
-        counts[i.lang] = counts.get(i.lang, 0) + 1
-    return counts
