@@ -143,16 +143,89 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- serve -----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
     import uvicorn
 
-    from service.api.main import create_app
+    from service.core.logging import configure_logging, logging_config
 
     overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "model": args.model}.items() if v
+        "host": args.host,
+        "port": args.port,
+        "model": args.model,
+        "workers": args.workers,
     }
+    overrides = {k: v for k, v in overrides.items() if v}
     settings = settings.model_copy(update=overrides)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    if not settings.api_keys and not _is_loopback(settings.host):
+        raise CLIError(
+            f"refusing to listen on {settings.host} without API keys: set CXTHEMES_API_KEYS "
+            "(see `cxthemes keys create`) or serve on 127.0.0.1"
+        )
+    configure_logging(settings.log_level)
+    if not settings.api_keys:
+        logging.getLogger("service").warning(
+            "no API keys configured: serving without authentication on loopback only"
+        )
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": logging_config(settings.log_level),
+        "access_log": False,  # our middleware logs requests as JSON, without bodies
+        "timeout_graceful_shutdown": 30,
+    }
+    if settings.workers > 1:
+        # Each worker process builds its own app from the environment: pass the overrides on.
+        for key, value in overrides.items():
+            os.environ[f"CXTHEMES_{key.upper()}"] = str(value)
+        uvicorn.run(
+            "service.api.main:create_app", factory=True, workers=settings.workers, **common
+        )
+        return 0
+    from service.api.main import create_app
+
+    uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- keys and database -----------------------------------------------------------------------
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from service.core.config import ApiKey
+    from service.core.security import generate_key, hash_key
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    key = generate_key()
+    entry = ApiKey(name=args.name, sha256=hash_key(key), scopes=scopes)
+    print(f"key (shown once; give it to {args.name}): {key}")
+    print("add this entry to the JSON list in CXTHEMES_API_KEYS:")
+    print(json.dumps(entry.model_dump()))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from service.store.engine import create_store_engine, current_revision, migrate
+
+    engine = create_store_engine(settings.database_url)
+    migrate(engine, args.revision)
+    print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from service.store.engine import create_store_engine, current_revision
+
+    print(current_revision(create_store_engine(settings.database_url)) or "empty")
     return 0
 
 
@@ -280,7 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--model", help="bundle path (default: models/current)")
+    p.add_argument("--workers", type=int, help="worker processes (each loads the model)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="API keys")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    q = keys_sub.add_parser("create", help="make a key; prints it once and its settings entry")
+    q.add_argument("--name", required=True, help="who holds it (shown in logs)")
+    q.add_argument("--scopes", default="classify", help="comma list of classify,metrics,admin")
+    q.set_defaults(func=cmd_keys_create)
+
+    p = sub.add_parser("db", help="the metrics store's schema")
+    db_sub = p.add_subparsers(dest="db_command", required=True)
+    q = db_sub.add_parser("upgrade", help="apply Alembic migrations (CXTHEMES_DATABASE_URL)")
+    q.add_argument("revision", nargs="?", default="head")
+    q.set_defaults(func=cmd_db_upgrade)
+    q = db_sub.add_parser("current", help="print the schema's revision")
+    q.set_defaults(func=cmd_db_current)
 
     p = sub.add_parser("labels", help="labelled-data tools")
     labels_sub = p.add_subparsers(dest="labels_command", required=True)

@@ -67,3 +67,40 @@ def base_model_dir() -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- metrics store backends ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A real PostgreSQL (``.ci/run`` starts one via scripts/postgres.sh and sets the URL).
+
+    Skips when none is configured, except when CXTHEMES_REQUIRE_POSTGRES=1 (as in CI), where a
+    missing database fails the run instead of quietly skipping half the store tests.
+    """
+    url = os.environ.get("CXTHEMES_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CXTHEMES_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CXTHEMES_TEST_POSTGRES_URL is not set but PostgreSQL is required")
+        pytest.skip("no PostgreSQL: set CXTHEMES_TEST_POSTGRES_URL (scripts/postgres.sh)")
+    return url
+
+
+def _empty_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("DROP TABLE IF EXISTS daily_counts, feedback_themes, feedback, alembic_version")
+        )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """An empty database on each backend: a SQLite file, and the test PostgreSQL emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _empty_postgres(url)
+    return url

@@ -1,56 +1,135 @@
-"""The FastAPI application."""
+"""The FastAPI application: routers, middlewares, the model, the micro-batcher and the store."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import ModelHolder
-from service.api.routes import classify, health
+from service.api.observability import BodySizeLimitMiddleware, RequestLogMiddleware, Telemetry
+from service.api.routes import classify, feedback, health, metrics, model, themes
+from service.batching import MicroBatcher
 from service.bundle import resolve_model_path
 from service.core.config import Settings, get_settings
 from service.predictor import Predictor
+from service.store import Store
+from service.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with each bad field named as a dotted path, e.g. ``items.0.text``."""
-    errors = [
-        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
-        for e in exc.errors()
-    ]
+    errors = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":
+            errors.append({"field": "body", "message": f"invalid JSON: {e.get('msg')}"})
+            continue
+        loc = [str(p) for p in e["loc"] if p not in ("body", "query", "path")]
+        errors.append({"field": ".".join(loc) or "body", "message": e["msg"]})
     return JSONResponse(status_code=422, content={"detail": errors})
 
 
-def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
-    """Build the app; loads the model (``settings.model`` or models/current) unless given one."""
-    settings = settings or get_settings()
-    if predictor is None:
-        if settings.torch_threads:
-            import torch
+def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    # Visible, retryable, and the process stays up: the pool reconnects when the store is back.
+    log.error("metrics store error", extra={"route": request.url.path, "error": type(exc).__name__})
+    return JSONResponse(
+        status_code=503,
+        content={"detail": {"message": "the metrics store is unavailable"}},
+        headers={"Retry-After": "5"},
+    )
 
-            torch.set_num_threads(settings.torch_threads)
-        predictor = Predictor.from_path(
-            resolve_model_path(settings.model, settings.models_dir),
-            device=settings.device,
-            batch_size=settings.batch_size,
-            max_length=settings.max_length,
-            review_margin=settings.review_margin,
-            evidence=settings.evidence,
-        )
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc, extra={"route": request.url.path})
+    return JSONResponse(status_code=500, content={"detail": {"message": "internal error"}})
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    """The predictor for ``settings.model`` (or models/current)."""
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    return Predictor.from_path(
+        resolve_model_path(settings.model, settings.models_dir),
+        device=settings.device,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        review_margin=settings.review_margin,
+        evidence=settings.evidence,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    predictor: Predictor | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    """Build the app: loads the model and opens (and migrates) the store unless given them."""
+    settings = settings or get_settings()
+    predictor = predictor or load_predictor(settings)
+    store = store or Store.open(
+        settings.database_url, store_text=settings.store_text, auto_migrate=settings.auto_migrate
+    )
+    telemetry = Telemetry()
+
+    holder_ref: list[ModelHolder] = []
+    batcher = MicroBatcher(
+        lambda texts, langs: holder_ref[0].predict(texts, langs),
+        max_items=settings.microbatch_max_items,
+        max_wait_s=settings.microbatch_max_wait_ms / 1000,
+        queue_max_items=settings.queue_max_items,
+        on_batch=telemetry.observe_batch,
+    )
+    holder = ModelHolder(predictor, batcher)
+    holder_ref.append(holder)
+    batcher.start()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        batcher.start()
+        yield
+        batcher.stop()
+        store.close()
+
     app = FastAPI(
         title="cxthemes",
         version="0.1.0",
-        description="Themes and sentiment of customer feedback, in ~100 languages.",
+        description=(
+            "Themes and sentiment of customer feedback in ~100 languages, and aggregate theme "
+            "metrics for dashboards. Send an API key as `Authorization: Bearer <key>` or "
+            "`X-API-Key`; scopes: classify, metrics, admin."
+        ),
+        lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.model = ModelHolder(predictor)
+    app.state.model = holder
+    app.state.store = store
+    app.state.telemetry = telemetry
+    app.state.taxonomy = load_taxonomy(settings.taxonomy_path)
+    telemetry.model_info.labels(predictor.model_version).set(1)
+
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.include_router(health.router)
-    app.include_router(classify.router)
-    log.info("serving model %s", predictor.model_version)
+    app.add_exception_handler(SQLAlchemyError, _store_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    for router in (health, classify, themes, model, metrics, feedback):
+        app.include_router(router.router)
+    # Added last = outermost: the size limit sees the body before anything parses it.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware, telemetry=telemetry)
+    log.info("serving model", extra={"model_version": predictor.model_version})
     return app

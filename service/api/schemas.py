@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ItemMetadata(BaseModel):
+    """Where and when the feedback came from; free keys are kept too (PII masked if recorded)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channel: str | None = Field(None, max_length=200, examples=["app_review"])
+    segment: str | None = Field(None, max_length=200, examples=["enterprise"])
+    created_at: datetime | None = Field(
+        None, description="When the customer wrote it (ISO 8601; no offset means UTC)."
+    )
+    lang: str | None = Field(
+        None, max_length=32, description="ISO 639-1 code if known; else detected."
+    )
 
 
 class ClassifyItem(BaseModel):
@@ -14,9 +30,16 @@ class ClassifyItem(BaseModel):
 
     id: str | int = Field(..., description="The caller's id for the text; echoed back.")
     text: str = Field(..., description="The feedback text, in any language.")
-    metadata: dict[str, Any] | None = Field(
+    metadata: ItemMetadata | None = Field(
         None, description="Free keys such as channel, segment, created_at, lang."
     )
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, value: str | int) -> str | int:
+        if isinstance(value, str) and not (0 < len(value) <= 255):
+            raise ValueError("id must have 1 to 255 characters")
+        return value
 
     @field_validator("text")
     @classmethod
@@ -35,16 +58,27 @@ class ClassifyRequest(BaseModel):
             "examples": [
                 {
                     "items": [
-                        {"id": "t-1", "text": "The bot kept looping, I just wanted a human."},
+                        {
+                            "id": "t-1",
+                            "text": "The bot kept looping, I just wanted a human.",
+                            "metadata": {
+                                "channel": "chat",
+                                "segment": "consumer",
+                                "created_at": "2026-11-20T09:30:00Z",
+                            },
+                        },
                         {"id": "t-2", "text": "退款等了三个星期，客服一直说在处理。"},
-                    ]
+                    ],
+                    "record": False,
                 }
             ]
         },
     )
 
     items: list[ClassifyItem] = Field(..., min_length=1)
-    record: bool = Field(False, description="Store the results in the metrics store.")
+    record: bool = Field(
+        False, description="Store the results in the metrics store (idempotent by id)."
+    )
 
 
 class ResultRow(BaseModel):
@@ -74,8 +108,91 @@ class ClassifyResponse(BaseModel):
 
     model_version: str
     results: list[ResultRow]
+    recorded: int | None = Field(
+        None, description="Items written to the store when record was true (repeated ids once)."
+    )
 
 
 class Health(BaseModel):
     status: str
     model_version: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str = Field(..., description="ready or not_ready")
+    model_version: str | None = None
+    store: str = Field(..., description="ok, or why the store cannot be reached")
+
+
+class ThemeInfo(BaseModel):
+    id: str
+    name: dict[str, str] = Field(..., description="By language: en, zh.")
+    description: dict[str, str]
+    report_figure: str = Field(..., description="The survey figure this theme mirrors.")
+
+
+class TaxonomyOut(BaseModel):
+    version: str
+    themes: list[ThemeInfo]
+    sentiments: list[str]
+
+
+class ModelCard(BaseModel):
+    """The served model's bundle metadata and its card."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    version: str
+    created_at: str | None = None
+    base_model: str | None = None
+    taxonomy_version: str | None = None
+    theme_ids: list[str]
+    sentiment_labels: list[str]
+    thresholds: dict[str, float]
+    languages: list[str] = Field(default_factory=list, description="Evaluated languages.")
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, description="Test-split figures: model and both baselines."
+    )
+    card: str | None = Field(None, description="The model card (Markdown).")
+
+
+class ThemeMetric(BaseModel):
+    theme: str
+    count: int = Field(..., description="Items mentioning the theme.")
+    share: float = Field(..., description="count / items in the period (0..1).")
+    sentiment: dict[str, int] = Field(..., description="Items mentioning it, by sentiment.")
+    count_change: int | None = Field(None, description="Against the previous period.")
+    share_change: float | None = Field(
+        None, description="Against the previous period, in share points (0..1 scale)."
+    )
+
+
+class PeriodMetrics(BaseModel):
+    period: date = Field(..., description="First day of the period (UTC).")
+    group: str | None = Field(None, description="The group_by value; null: not set.")
+    feedback_count: int
+    review_share: float = Field(..., description="Share of items flagged for review.")
+    themes: list[ThemeMetric]
+
+
+class ThemeMetricsResponse(BaseModel):
+    start: datetime
+    end: datetime
+    interval: str
+    group_by: str | None
+    theme: str | None
+    periods: list[PeriodMetrics]
+
+
+class SummaryResponse(BaseModel):
+    start: datetime
+    end: datetime
+    feedback_count: int
+    previous_feedback_count: int = Field(..., description="In the window just before.")
+    review_share: float
+    top_themes: list[ThemeMetric] = Field(..., description="By count, most first.")
+    rising_themes: list[ThemeMetric] = Field(
+        ..., description="Share gained against the previous window, most first."
+    )

@@ -6,10 +6,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+Scope = Literal["classify", "metrics", "admin"]
+
+
+class ApiKey(BaseModel):
+    """One API key as configured: only its SHA-256 is kept (``cxthemes keys create`` makes one)."""
+
+    name: str = Field(..., min_length=1, description="Who holds the key; appears in logs.")
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key.")
+    scopes: list[Scope] = Field(..., min_length=1)
 
 
 class Settings(BaseSettings):
@@ -40,9 +51,47 @@ class Settings(BaseSettings):
     # API
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (each loads the model).")
     max_items_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(20_000, ge=1)
+    truncate_long_texts: bool = Field(
+        False, description="Cut texts over max_text_chars instead of answering 413."
+    )
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Request body limit.")
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description='JSON list of {"name", "sha256", "scopes"}; none: loopback only, no auth.',
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Empty: CORS off.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Micro-batching of concurrent requests
+    microbatch_max_items: int = Field(64, ge=1, description="Texts per model call at most.")
+    microbatch_max_wait_ms: float = Field(
+        5.0, ge=0.0, description="How long the first text waits for others to join its batch."
+    )
+    queue_max_items: int = Field(
+        2048, ge=1, description="Texts queued or in the model at most; beyond: 503."
+    )
+
+    # Metrics store
+    database_url: str = Field(
+        "sqlite:///var/cxthemes.db",
+        description="SQLAlchemy URL: the embedded SQLite file, or postgresql+psycopg://...",
+    )
+    auto_migrate: bool = Field(True, description="Apply Alembic migrations at start-up.")
+    store_text: bool = Field(
+        False, description="Also store the text and evidence (PII masked). Off: never stored."
+    )
+    metrics_default_days: int = Field(30, ge=1, description="Default metrics window.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        # psycopg 3 is the driver we ship; a bare postgresql:// would look for psycopg2.
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
 
 
 @lru_cache

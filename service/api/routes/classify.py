@@ -1,18 +1,44 @@
-"""POST /v1/classify."""
+"""POST /v1/classify: themes and sentiment per item, optionally recorded in the store."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+import logging
 
-from service.api.deps import ModelDep, SettingsDep
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.api.deps import ClassifyScope, ModelDep, SettingsDep, StoreDep, TelemetryDep
 from service.api.schemas import ClassifyRequest, ClassifyResponse, ResultRow
+from service.batching import QueueFull
+from service.store import RecordInput
 
 router = APIRouter(prefix="/v1", tags=["classify"])
+log = logging.getLogger(__name__)
 
 
-@router.post("/classify", response_model=ClassifyResponse)
-def classify(body: ClassifyRequest, settings: SettingsDep, model: ModelDep) -> ClassifyResponse:
-    """Themes, sentiment, review flag and evidence for each item, in the request's order."""
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    dependencies=[ClassifyScope],
+    responses={
+        413: {"description": "Too many items, a text too long, or the body too large."},
+        422: {"description": "Invalid JSON or fields; each error names its field."},
+        503: {"description": "The queue is full (see Retry-After), or recording failed."},
+    },
+)
+async def classify(
+    body: ClassifyRequest,
+    settings: SettingsDep,
+    model: ModelDep,
+    store: StoreDep,
+    telemetry: TelemetryDep,
+) -> ClassifyResponse:
+    """Themes, sentiment, review flag and evidence for each item, in the request's order.
+
+    With ``record: true`` each result is also stored under its id; sending an id again
+    replaces what was stored for it.
+    """
     if len(body.items) > settings.max_items_per_request:
         raise HTTPException(
             413,
@@ -22,20 +48,68 @@ def classify(body: ClassifyRequest, settings: SettingsDep, model: ModelDep) -> C
                 f"got {len(body.items)}",
             },
         )
+    texts = []
     for k, item in enumerate(body.items):
-        if len(item.text) > settings.max_text_chars:
-            raise HTTPException(
-                413,
-                detail={
-                    "field": f"items[{k}].text",
-                    "id": item.id,
-                    "message": f"text has {len(item.text)} characters; "
-                    f"the limit is {settings.max_text_chars}",
-                },
+        text = item.text
+        if len(text) > settings.max_text_chars:
+            if not settings.truncate_long_texts:
+                raise HTTPException(
+                    413,
+                    detail={
+                        "field": f"items.{k}.text",
+                        "id": item.id,
+                        "message": f"text has {len(text)} characters; "
+                        f"the limit is {settings.max_text_chars}",
+                    },
+                )
+            text = text[: settings.max_text_chars]
+        texts.append(text)
+    langs = [(item.metadata.lang or None) if item.metadata else None for item in body.items]
+    telemetry.request_items.observe(len(texts))
+    try:
+        predictions = await model.batcher.submit(texts, langs)
+    except QueueFull as exc:
+        telemetry.rejected.labels("queue_full").inc()
+        raise HTTPException(
+            503,
+            detail={"message": str(exc)},
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    telemetry.observe_predictions(predictions)
+
+    recorded = None
+    if body.record:
+        inputs = [
+            RecordInput(
+                id=item.id,
+                text=text,
+                prediction=p,
+                metadata=item.metadata.model_dump(exclude_none=True) if item.metadata else {},
             )
-    langs = [(item.metadata or {}).get("lang") for item in body.items]
-    langs = [lang if isinstance(lang, str) and lang else None for lang in langs]
-    with model.lock:
-        predictions = model.predictor.predict([i.text for i in body.items], langs=langs)
-    rows = [ResultRow(**p.as_row(item.id)) for item, p in zip(body.items, predictions, strict=True)]
-    return ClassifyResponse(model_version=model.predictor.model_version, results=rows)
+            for item, text, p in zip(body.items, texts, predictions, strict=True)
+        ]
+        try:
+            recorded = await run_in_threadpool(
+                store.record, inputs, model.predictor.bundle.meta.get("taxonomy_version", "")
+            )
+        except SQLAlchemyError as exc:
+            log.error("recording failed", extra={"error": type(exc).__name__})
+            raise HTTPException(
+                503,
+                detail={
+                    "field": "record",
+                    "message": "the metrics store is unavailable; nothing was recorded",
+                },
+                headers={"Retry-After": "5"},
+            ) from None
+        telemetry.recorded.inc(recorded)
+    rows = [
+        ResultRow(**p.as_row(item.id)) for item, p in zip(body.items, predictions, strict=True)
+    ]
+    # The version that produced these answers, even if a reload happened meanwhile.
+    version = predictions[0].model_version if predictions else model.predictor.model_version
+    return ClassifyResponse(
+        model_version=version,
+        results=rows,
+        recorded=recorded,
+    )

@@ -8,8 +8,13 @@ from service.core.config import Settings
 
 
 @pytest.fixture(scope="module")
-def client(tiny_bundle):
-    settings = Settings(model=str(tiny_bundle), max_items_per_request=5, max_text_chars=200)
+def client(tiny_bundle, tmp_path_factory):
+    settings = Settings(
+        model=str(tiny_bundle),
+        max_items_per_request=5,
+        max_text_chars=200,
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('db') / 'api.db'}",
+    )
     with TestClient(create_app(settings)) as c:
         yield c
 
@@ -68,6 +73,29 @@ def test_invalid_json_is_422_not_500(client):
         "/v1/classify", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "body"
+    assert "invalid JSON" in r.json()["detail"][0]["message"]
+
+
+def test_bad_created_at_names_the_field(client):
+    body = {"items": [{"id": "a", "text": "ok", "metadata": {"created_at": "last tuesday"}}]}
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "items.0.metadata.created_at"
+
+
+def test_truncation_setting_accepts_long_texts(make_client):
+    client = make_client(max_text_chars=50, truncate_long_texts=True)
+    r = client.post("/v1/classify", json={"items": [{"id": "long", "text": "slow app. " * 40}]})
+    assert r.status_code == 200 and r.json()["results"][0]["id"] == "long"
+
+
+def test_body_size_limit_gives_413_naming_the_body(make_client):
+    client = make_client(max_body_bytes=2048)
+    r = client.post("/v1/classify", json={"items": [{"id": "a", "text": "x" * 5000}]})
+    assert r.status_code == 413 and r.json()["detail"]["field"] == "body"
+    small = client.post("/v1/classify", json={"items": [{"id": "a", "text": "fine"}]})
+    assert small.status_code == 200
 
 
 def test_limits_give_413_naming_the_item(client):
@@ -77,7 +105,7 @@ def test_limits_give_413_naming_the_item(client):
     too_long = {"items": [{"id": "ok", "text": "fine"}, {"id": "big", "text": "x" * 201}]}
     r = client.post("/v1/classify", json=too_long)
     assert r.status_code == 413
-    assert r.json()["detail"]["field"] == "items[1].text" and r.json()["detail"]["id"] == "big"
+    assert r.json()["detail"]["field"] == "items.1.text" and r.json()["detail"]["id"] == "big"
 
 
 def test_healthz(client):

@@ -1,0 +1,28 @@
+"""DELETE /v1/feedback/{item_id}: erase a recorded item (right to erasure)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import AdminScope, StoreDep
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+
+
+@router.delete(
+    "/feedback/{item_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[AdminScope],
+    responses={404: {"description": "No item with this id is recorded."}},
+)
+async def erase_feedback(
+    store: StoreDep, item_id: Annotated[str, Path(min_length=1, max_length=255)]
+) -> Response:
+    """Delete everything recorded under ``item_id``: its themes, scores, metadata and text."""
+    if not await run_in_threadpool(store.erase, item_id):
+        raise HTTPException(404, detail={"field": "item_id", "message": "no such recorded item"})
+    return Response(status_code=204)

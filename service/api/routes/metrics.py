@@ -1,0 +1,181 @@
+"""GET /v1/metrics/themes and /v1/metrics/summary: aggregate theme metrics for dashboards.
+
+Both answer JSON, or CSV when the request's Accept header asks for ``text/csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import MetricsScope, SettingsDep, StoreDep
+from service.api.schemas import (
+    PeriodMetrics,
+    SummaryResponse,
+    ThemeMetric,
+    ThemeMetricsResponse,
+)
+from service.store.metrics import ThemeStat
+from service.store.records import to_utc_naive
+
+router = APIRouter(prefix="/v1/metrics", tags=["metrics"], dependencies=[MetricsScope])
+
+Start = Annotated[
+    datetime | None, Query(description="Inclusive (ISO 8601); default: end minus 30 days.")
+]
+End = Annotated[datetime | None, Query(description="Exclusive (ISO 8601); default: now (UTC).")]
+
+_CSV = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}}
+
+
+def _window(start: datetime | None, end: datetime | None, default_days: int):
+    end_ = to_utc_naive(end) if end else to_utc_naive(datetime.now(UTC))
+    start_ = to_utc_naive(start) if start else end_ - timedelta(days=default_days)
+    if start_ >= end_:
+        raise HTTPException(422, detail=[{"field": "start", "message": "start must be before end"}])
+    return start_, end_
+
+
+def _wants_csv(request: Request) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _metric(stat: ThemeStat) -> ThemeMetric:
+    return ThemeMetric(
+        theme=stat.theme,
+        count=stat.count,
+        share=round(stat.share, 6),
+        sentiment=stat.sentiment,
+        count_change=stat.count_change,
+        share_change=None if stat.share_change is None else round(stat.share_change, 6),
+    )
+
+
+def _csv_response(header: list[str], rows: list[list]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+@router.get("/themes", response_model=ThemeMetricsResponse, responses=_CSV)
+async def theme_metrics(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    start: Start = None,
+    end: End = None,
+    interval: Literal["day", "week", "month"] = "week",
+    group_by: Literal["channel", "segment", "lang"] | None = None,
+    theme: Annotated[str | None, Query(description="Only this theme id.")] = None,
+):
+    """Per period (and group): feedback count, each theme's count, share and sentiment split,
+    and its change against the previous period."""
+    start_, end_ = _window(start, end, settings.metrics_default_days)
+    taxonomy = request.app.state.taxonomy
+    if theme is not None and theme not in taxonomy.theme_ids:
+        raise HTTPException(
+            422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
+        )
+    sentiments = list(taxonomy.sentiments)
+    periods = await run_in_threadpool(
+        store.theme_metrics,
+        start_,
+        end_,
+        interval=interval,
+        theme_ids=taxonomy.theme_ids,
+        sentiments=sentiments,
+        group_by=group_by,
+        theme=theme,
+    )
+    if _wants_csv(request):
+        header = ["period", "group", "feedback_count", "review_share", "theme", "count", "share"]
+        header += [f"sentiment_{s}" for s in sentiments] + ["count_change", "share_change"]
+        rows = []
+        for p in periods:
+            review = p.review_count / p.feedback_count if p.feedback_count else 0.0
+            for t in p.themes:
+                rows.append(
+                    [p.period.isoformat(), p.group or "", p.feedback_count, round(review, 6)]
+                    + [t.theme, t.count, round(t.share, 6)]
+                    + [t.sentiment.get(s, 0) for s in sentiments]
+                    + [
+                        "" if t.count_change is None else t.count_change,
+                        "" if t.share_change is None else round(t.share_change, 6),
+                    ]
+                )
+        return _csv_response(header, rows)
+    return ThemeMetricsResponse(
+        start=start_,
+        end=end_,
+        interval=interval,
+        group_by=group_by,
+        theme=theme,
+        periods=[
+            PeriodMetrics(
+                period=p.period,
+                group=p.group,
+                feedback_count=p.feedback_count,
+                review_share=round(p.review_count / p.feedback_count, 6)
+                if p.feedback_count
+                else 0.0,
+                themes=[_metric(t) for t in p.themes],
+            )
+            for p in periods
+        ],
+    )
+
+
+@router.get("/summary", response_model=SummaryResponse, responses=_CSV)
+async def summary(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    start: Start = None,
+    end: End = None,
+    limit: Annotated[int, Query(ge=1, le=50, description="Themes per list.")] = 5,
+):
+    """The top themes, the fastest rising ones (against the window of the same length just
+    before) and the share of items flagged for review."""
+    start_, end_ = _window(start, end, settings.metrics_default_days)
+    taxonomy = request.app.state.taxonomy
+    result = await run_in_threadpool(
+        store.summary,
+        start_,
+        end_,
+        theme_ids=taxonomy.theme_ids,
+        sentiments=list(taxonomy.sentiments),
+    )
+    top = sorted((t for t in result.themes if t.count), key=lambda t: -t.count)[:limit]
+    rising = sorted(
+        (t for t in result.themes if t.share_change is not None and t.share_change > 0),
+        key=lambda t: -(t.share_change or 0.0),
+    )[:limit]
+    review_share = result.review_count / result.feedback_count if result.feedback_count else 0.0
+    if _wants_csv(request):
+        header = ["list", "rank", "theme", "count", "share", "count_change", "share_change"]
+        rows = [["overall", "", "", result.feedback_count, "", "", ""]]
+        rows.append(["needs_review", "", "", result.review_count, round(review_share, 6), "", ""])
+        for name, stats in (("top", top), ("rising", rising)):
+            for rank, t in enumerate(stats, 1):
+                rows.append(
+                    [name, rank, t.theme, t.count, round(t.share, 6)]
+                    + ["" if t.count_change is None else t.count_change]
+                    + ["" if t.share_change is None else round(t.share_change, 6)]
+                )
+        return _csv_response(header, rows)
+    return SummaryResponse(
+        start=start_,
+        end=end_,
+        feedback_count=result.feedback_count,
+        previous_feedback_count=result.previous_feedback_count,
+        review_share=round(review_share, 6),
+        top_themes=[_metric(t) for t in top],
+        rising_themes=[_metric(t) for t in rising],
+    )

@@ -1,0 +1,169 @@
+"""Micro-batching: texts from concurrent requests share one model call.
+
+Requests wait in a bounded queue; one worker thread takes as many whole requests as fit in
+``max_items`` texts (waiting at most ``max_wait_s`` after the first arrived for others to
+join), runs the model once and hands each request its slice. When the queue holds
+``queue_max_items`` texts, new requests are refused at once with :class:`QueueFull` (the API
+answers 503 with Retry-After) instead of piling up memory and latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from service.predictor import Prediction
+
+log = logging.getLogger(__name__)
+
+PredictFn = Callable[[list[str], list[str | None]], list[Prediction]]
+
+
+class QueueFull(RuntimeError):
+    """The queue is full; ``retry_after`` is a whole-second estimate of when it will drain."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the request queue is full; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    langs: list[str | None]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class MicroBatcher:
+    """Groups concurrent :meth:`submit` calls into model calls on one worker thread."""
+
+    def __init__(
+        self,
+        predict: PredictFn,
+        max_items: int = 64,
+        max_wait_s: float = 0.005,
+        queue_max_items: int = 2048,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self.max_items = max_items
+        self.max_wait_s = max_wait_s
+        self.queue_max_items = queue_max_items
+        self._on_batch = on_batch
+        self._queue: deque[_Request] = deque()
+        self._queued_items = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._items_per_s = 50.0  # a cautious prior; replaced by measurements
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued_items
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
+            self._thread = threading.Thread(target=self._work, name="microbatcher", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the queued requests, then stop the worker."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    async def submit(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Predictions for ``texts`` once their batch has run; raises :class:`QueueFull`."""
+        texts = list(texts)
+        langs = list(langs) if langs is not None else [None] * len(texts)
+        loop = asyncio.get_running_loop()
+        request = _Request(texts, langs, loop.create_future(), loop)
+        with self._cond:
+            if self._stopping or self._thread is None:
+                raise RuntimeError("the micro-batcher is not running")
+            # An oversized request is still admitted into an empty queue, so it can never starve.
+            if self._queued_items and self._queued_items + len(texts) > self.queue_max_items:
+                raise QueueFull(self._retry_after())
+            self._queue.append(request)
+            self._queued_items += len(texts)
+            self._cond.notify()
+        return await request.future
+
+    def _retry_after(self) -> int:
+        return max(1, min(60, math.ceil(self._queued_items / max(self._items_per_s, 1e-3))))
+
+    def _take_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            deadline = time.monotonic() + self.max_wait_s
+            while self._queued_items < self.max_items and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch, n = [], 0
+            while self._queue and (not batch or n + len(self._queue[0].texts) <= self.max_items):
+                request = self._queue.popleft()
+                batch.append(request)
+                n += len(request.texts)
+            return batch
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            texts = [t for r in batch for t in r.texts]
+            langs = [lang for r in batch for lang in r.langs]
+            started = time.perf_counter()
+            try:
+                predictions = self._predict(texts, langs)
+                error = None
+            except Exception as exc:  # handed to every waiting request, never kills the worker
+                log.exception("model call failed for a batch of %d texts", len(texts))
+                predictions, error = [], exc
+            elapsed = time.perf_counter() - started
+            with self._cond:
+                self._queued_items -= len(texts)
+            if error is None and elapsed > 0:
+                self._items_per_s = 0.8 * self._items_per_s + 0.2 * (len(texts) / elapsed)
+            if self._on_batch is not None:
+                self._on_batch(len(texts), elapsed)
+            offset = 0
+            for request in batch:
+                part = predictions[offset : offset + len(request.texts)]
+                offset += len(request.texts)
+                # RuntimeError: that request's event loop has closed; nobody is waiting.
+                with contextlib.suppress(RuntimeError):
+                    request.loop.call_soon_threadsafe(_resolve, request.future, part, error)
+
+
+def _resolve(future: asyncio.Future, result: list[Prediction], error: Exception | None) -> None:
+    if future.cancelled():  # the client went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,51 @@
+"""The metrics store: recorded predictions and their aggregates, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+
+from service.store import metrics, records
+from service.store.engine import create_store_engine, migrate
+from service.store.records import RecordInput
+
+
+@dataclass
+class Store:
+    """The one handle the API and the batch scorer use; wraps an engine."""
+
+    engine: Engine
+    store_text: bool = False
+
+    @classmethod
+    def open(cls, url: str, store_text: bool = False, auto_migrate: bool = True) -> Store:
+        """Connect to ``url`` and, unless told not to, apply pending migrations."""
+        engine = create_store_engine(url)
+        if auto_migrate:
+            migrate(engine)
+        return cls(engine, store_text)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def record(self, items: list[RecordInput], taxonomy_version: str) -> int:
+        return records.record(self.engine, items, taxonomy_version, self.store_text)
+
+    def erase(self, item_id: str) -> bool:
+        return records.erase(self.engine, item_id)
+
+    def theme_metrics(self, start: datetime, end: datetime, **kwargs) -> list[metrics.PeriodStat]:
+        return metrics.theme_metrics(self.engine, start, end, **kwargs)
+
+    def summary(self, start: datetime, end: datetime, **kwargs) -> metrics.Summary:
+        return metrics.summary(self.engine, start, end, **kwargs)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["RecordInput", "Store"]

@@ -1,0 +1,223 @@
+"""Aggregate theme metrics, computed in SQL (GROUP BY on indexed columns).
+
+Everything is read from the ``daily_counts`` rollup, so a query's cost depends on the number
+of days and groups asked for, not on the number of recorded items. Windows resolve to whole
+UTC days (the day of ``start`` up to and including the day of ``end``, unless ``end`` is
+midnight); periods are whole UTC calendar periods (ISO weeks start on Monday), and a window
+covers every period that overlaps it. SQL returns one row per (period, group, theme,
+sentiment), so what Python touches is proportional to the answer, not to the data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.store.tables import NONE, daily_counts
+
+Interval = Literal["day", "week", "month"]
+GroupBy = Literal["channel", "segment", "lang"]
+
+
+# -- periods ---------------------------------------------------------------------------------
+def period_start(moment: datetime | date, interval: Interval) -> date:
+    """The first day of the period that contains ``moment``."""
+    day = moment.date() if isinstance(moment, datetime) else moment
+    if interval == "day":
+        return day
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def shift_period(start: date, interval: Interval, n: int) -> date:
+    """The start of the period ``n`` periods after (or before, n < 0) the one at ``start``."""
+    if interval == "day":
+        return start + timedelta(days=n)
+    if interval == "week":
+        return start + timedelta(weeks=n)
+    months = start.year * 12 + start.month - 1 + n
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def _bucket(column, interval: Interval, dialect: str) -> ColumnElement:
+    """SQL for the period start of ``column`` on this dialect."""
+    if dialect == "postgresql":
+        return func.date(func.date_trunc(interval, column))
+    if dialect == "sqlite":
+        if interval == "day":
+            return func.date(column)
+        if interval == "week":
+            # 'weekday 0' moves to the coming Sunday (or stays on one); -6 days is its Monday.
+            return func.date(column, "weekday 0", "-6 days")
+        return func.strftime("%Y-%m-01", column)
+    raise NotImplementedError(f"metrics are not implemented for the {dialect} dialect")
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+# -- theme metrics ---------------------------------------------------------------------------
+@dataclass
+class ThemeStat:
+    theme: str
+    count: int
+    share: float
+    sentiment: dict[str, int]
+    count_change: int | None = None
+    share_change: float | None = None
+
+
+@dataclass
+class PeriodStat:
+    period: date
+    group: str | None
+    feedback_count: int
+    review_count: int
+    themes: list[ThemeStat] = field(default_factory=list)
+
+
+def day_range(start: datetime, end: datetime) -> tuple[date, date]:
+    """The whole UTC days [first, stop) that the window [start, end) touches."""
+    stop = end.date() if end.time() == datetime.min.time() else end.date() + timedelta(days=1)
+    return start.date(), stop
+
+
+def theme_metrics(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    interval: Interval,
+    theme_ids: list[str],
+    sentiments: list[str],
+    group_by: GroupBy | None = None,
+    theme: str | None = None,
+) -> list[PeriodStat]:
+    """Per period (and group): item count, and per theme its count, share, sentiment split and
+    change against the previous period."""
+    first_day, stop = day_range(start, end)
+    first = period_start(first_day, interval)
+    query_start = shift_period(first, interval, -1)  # the period before, for the change
+    d = daily_counts.c
+    period = _bucket(d.day, interval, engine.dialect.name).label("period")
+    query = (
+        select(
+            period,
+            d.value,
+            d.theme,
+            d.sentiment,
+            func.sum(d.n).label("n"),
+            func.sum(d.n_review).label("review"),
+        )
+        .where(d.dim == (group_by or "all"), d.day >= query_start, d.day < stop)
+        .group_by(period, d.value, d.theme, d.sentiment)
+    )
+    if theme:
+        query = query.where(d.theme.in_([NONE, theme]))
+
+    items: dict[tuple[date, str | None], list[int]] = {}
+    counts: dict[tuple[date, str | None, str], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(sentiments, 0)
+    )
+    with engine.connect() as connection:
+        for r in connection.execute(query):
+            key = (_as_date(r.period), r.value or None)
+            if r.theme == NONE:
+                totals = items.setdefault(key, [0, 0])
+                totals[0] += int(r.n)
+                totals[1] += int(r.review)
+            else:
+                counts[(*key, r.theme)][r.sentiment] = int(r.n)
+
+    shown = [theme] if theme else theme_ids
+    extra = sorted({k[2] for k in counts} - set(shown)) if not theme else []
+
+    def stat(period: date, group: str | None, theme_id: str) -> ThemeStat:
+        n_items = items.get((period, group), (0, 0))[0]
+        split = counts.get((period, group, theme_id), dict.fromkeys(sentiments, 0))
+        n = sum(split.values())
+        return ThemeStat(theme_id, n, n / n_items if n_items else 0.0, dict(split))
+
+    result = []
+    for period_day, group in sorted(items, key=lambda k: (k[0], k[1] or "")):
+        if period_day < first:
+            continue  # only the base of the first period's change
+        n_items, n_review = items[(period_day, group)]
+        row = PeriodStat(period_day, group, n_items, n_review)
+        previous = shift_period(period_day, interval, -1)
+        for theme_id in shown + extra:
+            current = stat(period_day, group, theme_id)
+            if (previous, group) in items:
+                before = stat(previous, group, theme_id)
+                current.count_change = current.count - before.count
+                current.share_change = current.share - before.share
+            row.themes.append(current)
+        result.append(row)
+    return result
+
+
+# -- summary ---------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    feedback_count: int
+    review_count: int
+    previous_feedback_count: int
+    themes: list[ThemeStat]  # current window, with change against the window before
+
+
+def summary(
+    engine: Engine, start: datetime, end: datetime, theme_ids: list[str], sentiments: list[str]
+) -> Summary:
+    """Theme counts and shares in the window and their change against the window of the same
+    number of days just before it."""
+    first_day, stop = day_range(start, end)
+    previous_first = first_day - (stop - first_day)
+    d = daily_counts.c
+    window = case((d.day >= first_day, "current"), else_="previous").label("window")
+    query = (
+        select(
+            window,
+            d.theme,
+            d.sentiment,
+            func.sum(d.n).label("n"),
+            func.sum(d.n_review).label("review"),
+        )
+        .where(d.dim == "all", d.day >= previous_first, d.day < stop)
+        .group_by(window, d.theme, d.sentiment)
+    )
+    items: dict[str, list[int]] = {}
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(sentiments, 0)
+    )
+    with engine.connect() as connection:
+        for r in connection.execute(query):
+            if r.theme == NONE:
+                totals = items.setdefault(r.window, [0, 0])
+                totals[0] += int(r.n)
+                totals[1] += int(r.review)
+            else:
+                counts[(r.window, r.theme)][r.sentiment] = int(r.n)
+    n_now, review_now = items.get("current", (0, 0))
+    n_before = items.get("previous", (0, 0))[0]
+    known = theme_ids + sorted({t for _, t in counts} - set(theme_ids))
+    themes = []
+    for theme_id in known:
+        split = counts.get(("current", theme_id), dict.fromkeys(sentiments, 0))
+        n = sum(split.values())
+        before = sum(counts.get(("previous", theme_id), {}).values())
+        stat = ThemeStat(theme_id, n, n / n_now if n_now else 0.0, dict(split))
+        if n_before:
+            stat.count_change = n - before
+            stat.share_change = stat.share - before / n_before
+        themes.append(stat)
+    return Summary(n_now, review_now, n_before, themes)

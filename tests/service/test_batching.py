@@ -1,0 +1,101 @@
+"""The micro-batcher: grouping, order, back-pressure, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from service.batching import MicroBatcher, QueueFull
+
+
+class SlowModel:
+    """Echoes each text back; records the size of every call; can be held to fill the queue."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, texts, langs):
+        self.gate.wait(5)
+        time.sleep(self.delay)
+        self.calls.append(len(texts))
+        if "boom" in texts:
+            raise ValueError("model failed")
+        return [f"{t}|{lang}" for t, lang in zip(texts, langs, strict=True)]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_a_model_call_and_keep_their_order():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_items=64, max_wait_s=0.05)
+    batcher.start()
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.submit([f"r{k}-a", f"r{k}-b"], ["en", None]) for k in range(5))
+        )
+
+    results = run(main())
+    batcher.stop()
+    assert results == [[f"r{k}-a|en", f"r{k}-b|None"] for k in range(5)]
+    assert sum(model.calls) == 10 and len(model.calls) < 5  # grouped
+    assert max(model.calls) <= 64
+
+
+def test_max_items_caps_a_batch_but_never_splits_a_request():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_items=4, max_wait_s=0.05)
+    batcher.start()
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(["x"] * 3) for _ in range(4)))
+
+    results = run(main())
+    batcher.stop()
+    assert all(len(r) == 3 for r in results)
+    assert all(n == 3 for n in model.calls)  # 3 + 3 > 4, so one request per call
+
+
+def test_full_queue_refuses_with_retry_after_then_recovers():
+    model = SlowModel()
+    model.gate.clear()  # hold the worker so the queue fills up
+    batcher = MicroBatcher(model, max_items=2, max_wait_s=0.0, queue_max_items=6)
+    batcher.start()
+
+    async def main():
+        first = asyncio.ensure_future(batcher.submit(["a", "b"]))
+        await asyncio.sleep(0.05)  # the worker takes the first request and blocks on the gate
+        queued = [asyncio.ensure_future(batcher.submit(["c", "d"])) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull) as refused:
+            await batcher.submit(["e"])
+        assert refused.value.retry_after >= 1
+        model.gate.set()
+        await asyncio.gather(first, *queued)
+        return await batcher.submit(["later"])
+
+    assert run(main()) == ["later|None"]
+    batcher.stop()
+
+
+def test_a_failing_batch_fails_its_requests_and_the_worker_lives_on():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_items=8, max_wait_s=0.0)
+    batcher.start()
+
+    async def main():
+        with pytest.raises(ValueError, match="model failed"):
+            await batcher.submit(["boom"])
+        return await batcher.submit(["fine"])
+
+    assert run(main()) == ["fine|None"]
+    batcher.stop()
+    assert not batcher.running

@@ -1,0 +1,348 @@
+"""service.privacy: personal data is masked; prices, dates and order numbers are left alone."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from service.privacy import (
+    MIN_PHONE_DIGITS,
+    PHONE_REGIONS,
+    cn_id_valid,
+    luhn_valid,
+    mask_pii,
+    mask_value,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Write to a.b+c@mail.co.uk please", "Write to [EMAIL] please"),
+        ("联系邮箱：张三@example.cn，谢谢", "联系邮箱：[EMAIL]，谢谢"),
+        ("mail me (john.doe@example.com).", "mail me ([EMAIL])."),
+        ("Schreiben Sie an jürgen.müller@beispiel.de!", "Schreiben Sie an [EMAIL]!"),
+        ("user@例子.中国", "[EMAIL]"),
+        ("two: x@y.org, z_1@sub.domain.io", "two: [EMAIL], [EMAIL]"),
+        # A QQ address is all digits: it is an email, not a phone number.
+        ("QQ邮箱 13812345678@qq.com", "QQ邮箱 [EMAIL]"),
+    ],
+)
+def test_emails(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Chinese
+        ("请拨打13812345678联系我", "请拨打[PHONE]联系我"),
+        ("我的手机是 138 1234 5678，谢谢", "我的手机是 [PHONE]，谢谢"),
+        ("客服电话+86 138 1234 5678", "客服电话[PHONE]"),
+        # English (US, UK)
+        ("Call me at (415) 555-2671 tomorrow.", "Call me at [PHONE] tomorrow."),
+        ("My number is +1 415-555-2671.", "My number is [PHONE]."),
+        ("Ring +44 20 7946 0958 please", "Ring [PHONE] please"),
+        ("or 020 7946 0958 in London", "or [PHONE] in London"),
+        # German
+        ("Rufen Sie mich unter +49 30 123456 an.", "Rufen Sie mich unter [PHONE] an."),
+        ("Rufnummer: 030 123456", "Rufnummer: [PHONE]"),
+        ("Tel: 0049 30 123456", "Tel: [PHONE]"),
+        # French
+        ("Appelez-moi au 06 12 34 56 78 svp", "Appelez-moi au [PHONE] svp"),
+        ("Tél. : +33 1 42 68 53 00", "Tél. : [PHONE]"),
+        # Spanish
+        ("Llámame al +34 612 345 678 mañana", "Llámame al [PHONE] mañana"),
+        ("mi móvil es 612 345 678", "mi móvil es [PHONE]"),
+        # Japanese, Korean, Brazilian, Indian
+        ("電話番号は090-1234-5678です", "電話番号は[PHONE]です"),
+        ("+81 3-1234-5678までご連絡ください", "[PHONE]までご連絡ください"),
+        ("010-1234-5678로 연락주세요", "[PHONE]로 연락주세요"),
+        ("Me ligue no (11) 91234-5678", "Me ligue no [PHONE]"),
+        ("call +91 98765 43210", "call [PHONE]"),
+    ],
+)
+def test_phones(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "CN 13812345678, US (415) 555-2671 / FR +33 1 42 68 53 00; DE 030 123456.",
+            "CN [PHONE], US [PHONE] / FR [PHONE]; DE [PHONE].",
+        ),
+        ("Tel: 030 123456 / 0171 2345678", "Tel: [PHONE] / [PHONE]"),
+        ("电话 13812345678 或 13987654321", "电话 [PHONE] 或 [PHONE]"),
+        # Numbers of different countries chained by separators, which phonenumbers alone
+        # reads as one failed candidate.
+        (
+            "13800480025 / 612 089 099 / 090-0054-0007 / 612 013 099 / 06 06 39 09 09",
+            "[PHONE] / [PHONE] / [PHONE] / [PHONE] / [PHONE]",
+        ),
+    ],
+)
+def test_several_phones_in_one_text(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+def test_phone_regions_constant() -> None:
+    assert {"CN", "US", "GB", "DE", "FR", "ES", "IT", "NL", "JP", "KR", "BR", "IN"} <= set(
+        PHONE_REGIONS
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111 1111 1111 1111 exp 12/27", "card [CARD] exp 12/27"),
+        ("paid with 5500-0000-0000-0004", "paid with [CARD]"),
+        ("4111111111111111", "[CARD]"),
+        ("Amex 3782 822463 10005 ok", "Amex [CARD] ok"),
+        ("卡号6011111111111117已冻结", "卡号[CARD]已冻结"),
+        # Luhn-invalid numbers of card length are order numbers, not cards.
+        ("order 1234567890123456", "order 1234567890123456"),
+        ("order 1234-5678-9012-3456 shipped", "order 1234-5678-9012-3456 shipped"),
+        ("ticket 4111 1111 1111 1112", "ticket 4111 1111 1111 1112"),
+    ],
+)
+def test_cards(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [
+        ("4111111111111111", True),
+        ("5500000000000004", True),
+        ("378282246310005", True),
+        ("4111111111111112", False),
+        ("1234567890123456", False),
+        ("", False),
+        ("4111 1111", False),
+        ("４１１１", False),
+    ],
+)
+def test_luhn_valid(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("身份证号110101199003074514，请核实", "身份证号[ID]，请核实"),
+        ("ID: 11010519491231002X.", "ID: [ID]."),
+        ("ID: 11010519491231002x", "ID: [ID]"),
+        ("written 110101 19900307 4514", "written [ID]"),
+        # Bad check character: not an ID (and too long to be a phone number).
+        ("身份证号110101199003074515", "身份证号110101199003074515"),
+        ("ref 110105194912310021", "ref 110105194912310021"),
+    ],
+)
+def test_chinese_ids(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("110101199003074514", True),
+        ("11010519491231002X", True),
+        ("11010519491231002x", True),
+        ("110105194912310021", False),  # check character
+        ("110101199013324514", False),  # no 32nd of the 13th month
+        ("110101299003074514", False),  # born in the future
+        ("11010119900307451", False),  # 17 characters
+        ("ABCDEFGHIJKLMNOPQR", False),
+    ],
+)
+def test_cn_id_valid(value: str, valid: bool) -> None:
+    assert cn_id_valid(value) is valid
+
+
+def test_ssn() -> None:
+    assert mask_pii("My SSN is 123-45-6789.") == "My SSN is [ID]."
+
+
+@pytest.mark.parametrize(
+    "text", ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000"]
+)
+def test_ssn_never_issued_is_not_an_id(text: str) -> None:
+    assert "[ID]" not in mask_pii(f"number {text} here")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It cost $12.99 and the case ¥299.",
+        "Total €1.299,00 or ¥1,299,000 or US$1,299.99",
+        "价格299元，共3件，2026年11月25日发货",
+        "Delivered 2026-11-25, promised 25/11/2026, invoice 11/25/2026, Lieferung 25.11.2026",
+        "Ordered 2026/11/25 at 14:30, arrived 09:05:30",
+        "Order #123456 and #1234567890 are missing",
+        "订单号 1234567890123456 还没到",
+        "Bestellnummer 987654, Menge 3, Zimmer 42",
+        "Since 2019, and again in 2026: 5 stars, 50% off, v2.0.1",
+        "IBAN-free text with 12 34 and 56",
+    ],
+)
+def test_ordinary_numbers_are_not_masked(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "The app keeps crashing when I open settings.",
+        "客服态度很好，物流很快。",
+        "Der Versand war leider sehr langsam.",
+        "La livraison était rapide, merci !",
+        "El producto llegó roto.",
+        "配送が遅すぎます。",
+        "خدمة العملاء ممتازة",
+        "Great 👍🏽🎉 but the e\u0301\u0301 accents and \u200b zero width stay",
+    ],
+)
+def test_text_without_pii_is_unchanged(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("😀📞 13812345678 👍", "😀📞 [PHONE] 👍"),
+        ("اتصل بي على +44 20 7946 0958 شكرا", "اتصل بي على [PHONE] شكرا"),
+        ("\x00mail\x00a@b.io\x00 13812345678\x00", "\x00mail\x00[EMAIL]\x00 [PHONE]\x00"),
+        ("lone \ud800 surrogate 13812345678", "lone \ud800 surrogate [PHONE]"),
+        (
+            "e\u0301 combining 13812345678 \u202eRTL\u202c",
+            "e\u0301 combining [PHONE] \u202eRTL\u202c",
+        ),
+    ],
+)
+def test_any_unicode_is_safe(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "١٣٨١٢٣٤٥٦٧٨",
+        "１３８１２３４５６７８",
+        "\U0001d7ce\U0001d7cf" * 10,
+        "\ufeff\ufffd\U0010ffff",
+    ],
+)
+def test_unusual_digits_do_not_crash(text: str) -> None:
+    assert isinstance(mask_pii(text), str)
+
+
+def test_masking_is_idempotent() -> None:
+    text = "a@b.io 13812345678 4111 1111 1111 1111 110101199003074514 123-45-6789"
+    once = mask_pii(text)
+    assert once == "[EMAIL] [PHONE] [CARD] [ID] [ID]"
+    assert mask_pii(once) == once
+
+
+def test_mask_value_nested_metadata() -> None:
+    meta = {
+        "customer": {"email": "a.b+c@mail.co.uk", "phone": "+1 415-555-2671", "age": 42},
+        "notes": ["call 13812345678", None, 1.5, True, ("x@y.org", 7)],
+        "order": "#123456",
+        "count": 13812345678,
+    }
+    assert mask_value(meta) == {
+        "customer": {"email": "[EMAIL]", "phone": "[PHONE]", "age": 42},
+        "notes": ["call [PHONE]", None, 1.5, True, ("[EMAIL]", 7)],
+        "order": "#123456",
+        "count": 13812345678,
+    }
+    assert meta["customer"]["email"] == "a.b+c@mail.co.uk"  # input not modified
+
+
+@pytest.mark.parametrize("value", [None, 3, 2.5, False, b"13812345678"])
+def test_mask_value_leaves_other_types(value: object) -> None:
+    assert mask_value(value) is value
+
+
+def _numbers_text(size: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    templates = [
+        "Order #{o} arrived on 2026-11-{d:02d}, price ${p}.99, call me at 138{m:08d}. ",
+        "Bestellung {o} am {d:02d}.11.2026 für {p},99 € – Rückruf unter +49 30 {o}. ",
+        "订单{o}在2026年11月{d}日到货，¥{p}，电话 138 {a:04d} {b:04d}。",
+        "Paid with 4111 1111 1111 1111 on {d:02d}/11/2026 at 14:{d:02d}, mail u{o}@ex.com ",
+        "Ticket {o}{o}, qty {d}, total {p} USD, ref 2026{d:02d}{p:03d}. ",
+        "Llámame al 612 {a:03d} {b:03d} — pedido nº {o}, 第{d}件. ",
+    ]
+    parts: list[str] = []
+    while sum(map(len, parts)) < size:
+        parts.append(
+            rng.choice(templates).format(
+                o=rng.randint(100000, 999999),
+                d=rng.randint(1, 28),
+                p=rng.randint(1, 999),
+                m=rng.randint(0, 10**8 - 1),
+                a=rng.randint(0, 999),
+                b=rng.randint(0, 999),
+            )
+        )
+    return "".join(parts)[:size]
+
+
+def test_long_text_with_many_numbers_is_fast() -> None:
+    text = _numbers_text(20_000)
+    start = time.perf_counter()
+    masked = mask_pii(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"masking 20,000 characters took {elapsed:.2f}s"
+    assert masked.count("[PHONE]") > 50
+    assert masked.count("[CARD]") > 10
+    assert "2026-11-" in masked and "#" in masked  # dates and order numbers survive
+
+
+def test_long_phone_list_is_fast_and_fully_masked() -> None:
+    rng = random.Random(1)
+    formats = [
+        "138{:04d}{:04d}",
+        "06 {:02d} {:02d} {:02d} {:02d}",
+        "(415) 555-{:04d}",
+        "+44 20 7946 {:04d}",
+        "612 {:03d} {:03d}",
+        "090-{:04d}-{:04d}",
+        "+49 30 {:06d}",
+    ]
+    numbers = []
+    while sum(len(n) + 1 for n in numbers) < 20_000:
+        fmt = rng.choice(formats)
+        numbers.append(fmt.format(*(rng.randint(0, 99) for _ in range(fmt.count("{")))))
+    text = "\n".join(numbers)
+    start = time.perf_counter()
+    masked = mask_pii(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"masking {len(text)} characters took {elapsed:.2f}s"
+    # Verified numbers, and past the work budget whole clusters masked unverified.
+    assert not any(c.isdigit() for c in masked)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1 " * 10_000, "(1) " * 5_000, "4111 " * 4_000],
+)
+def test_digit_noise_costs_bounded_time_and_fails_closed(text: str) -> None:
+    start = time.perf_counter()
+    masked = mask_pii(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"masking {len(text)} characters took {elapsed:.2f}s"
+    assert sum(c.isdigit() for c in masked) < MIN_PHONE_DIGITS
+
+
+def test_long_text_without_digits_is_fast() -> None:
+    text = "这是一段没有任何号码的中文反馈" * 1400 + "a" * 20_000 + "x@" * 10_000
+    start = time.perf_counter()
+    assert mask_pii(text) == text
+    assert time.perf_counter() - start < 1.0
