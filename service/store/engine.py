@@ -44,10 +44,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's own is always deferred).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")  # first: wait for other processes' locks
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -77,7 +77,9 @@ def alembic_config() -> Config:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision``. Safe to call from several replicas at once."""
     config = alembic_config()
-    with engine.begin() as connection:
+    # A write transaction from the start: on SQLite, workers starting together then queue for
+    # the lock instead of failing with "database is locked".
+    with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             # Replicas starting together migrate one at a time; the lock ends with the transaction.
             connection.execute(text("SELECT pg_advisory_xact_lock(7215093)"))

@@ -297,3 +297,27 @@ def test_rollup_stays_equal_to_a_recount_after_replacements_and_erasures(store):
     assert incremental and all(r[5] > 0 for r in incremental)
     rebuild_rollup(store.engine)
     assert rollup_rows(store) == incremental
+
+
+def test_replicas_migrating_at_once_do_not_collide(store_url):
+    """Several workers start together on one database (regression: SQLite 'database is locked')."""
+    from service.store.engine import create_store_engine
+
+    engines = [create_store_engine(store_url) for _ in range(3)]
+    errors = []
+
+    def start(engine):
+        try:
+            migrate(engine)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert current_revision(engines[0]) == "0001"
+    for e in engines:
+        e.dispose()
