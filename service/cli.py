@@ -113,32 +113,88 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- score -----------------------------------------------------------------------------------
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from service.batch.readers import input_format
+    from service.batch.runner import Job, ScoreOptions
     from service.bundle import resolve_model_path
     from service.predictor import Predictor
-    from service.scoring import score_file
 
+    source = Path(args.input)
+    input_format(source)  # a clear error before the model loads
+    output = (
+        Path(args.output)
+        if args.output
+        else source.with_name(f"{source.stem}.scored{source.suffix}")
+    )
+    options = ScoreOptions(
+        text_column=args.text_column,
+        id_column=args.id_column,
+        date_column=args.date_column,
+        metadata_columns=_split(args.metadata_columns),
+        lang_column=args.lang_column,
+        encoding=args.encoding,
+        delimiter=args.delimiter.replace("\\t", "\t") if args.delimiter else None,
+        prefix=args.prefix,
+        record=args.record,
+        restart=args.restart,
+        keep_work=args.keep_work,
+    )
+    model_path = resolve_model_path(args.model, settings.models_dir)
+    if args.engine == "ray":
+        from service.batch.ray_engine import score_with_ray
+
+        rows = score_with_ray(
+            model_path,
+            source,
+            output,
+            options,
+            settings,
+            address=args.ray_address,
+            actors=args.ray_actors,
+        )
+        print(f"scored {rows} rows with Ray into {output}/", file=sys.stderr)
+        return 0
     predictor = Predictor.from_path(
-        resolve_model_path(args.model, settings.models_dir),
+        model_path,
         device=settings.device,
         batch_size=args.batch_size or settings.batch_size,
         max_length=settings.max_length,
         review_margin=settings.review_margin,
         evidence=settings.evidence,
     )
-    summary = score_file(
-        predictor,
-        args.input,
-        args.output,
-        text_column=args.text_column,
-        id_column=args.id_column,
-        progress=not args.quiet,
-    )
+    store = None
+    if args.record:
+        from service.store import Store
+
+        store = Store.open(settings.database_url, store_text=settings.store_text)
+    job = Job(predictor, source, output, options, store=store)
+    try:
+        summary = job.run(progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: run the same command again to resume ({job.work})", file=sys.stderr)
+        return 130
+    for line in summary.error_lines[:20]:
+        print(line, file=sys.stderr)
+    if summary.errors > 20:
+        print(f"... {summary.errors - 20} more", file=sys.stderr)
+    if summary.errors:
+        print(f"rows that could not be scored: {summary.errors_path}", file=sys.stderr)
+    if args.report:
+        written = summary.stats.write(Path(args.report), f"Feedback themes: {source.name}")
+        print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
+    if not args.quiet:
+        print(summary.stats.text(), file=sys.stderr)
+    recorded = f"; recorded {summary.recorded} in the metrics store" if args.record else ""
     print(
-        f"scored {summary.scored} rows into {args.output}; skipped {len(summary.skipped)} bad rows"
-        f" (model {predictor.model_version})",
+        f"scored {summary.scored} rows into {output}; skipped {summary.errors} bad rows; "
+        f"{summary.texts_scored} unique texts went through the model "
+        f"(model {predictor.model_version}){recorded}",
         file=sys.stderr,
     )
     return 0
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -178,9 +234,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Each worker process builds its own app from the environment: pass the overrides on.
         for key, value in overrides.items():
             os.environ[f"CXTHEMES_{key.upper()}"] = str(value)
-        uvicorn.run(
-            "service.api.main:create_app", factory=True, workers=settings.workers, **common
-        )
+        uvicorn.run("service.api.main:create_app", factory=True, workers=settings.workers, **common)
         return 0
     from service.api.main import create_app
 
@@ -339,14 +393,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("score", help="score a JSONL, CSV/TSV or Parquet file")
+    p = sub.add_parser(
+        "score", help="score a CSV/TSV, JSONL, Parquet or Excel file (streaming, resumable)"
+    )
     p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help=".jsonl, .csv or .parquet")
+    p.add_argument(
+        "-o",
+        "--output",
+        help=".jsonl, .csv, .tsv, .parquet or .xlsx (default: INPUT.scored in the input's format)",
+    )
     p.add_argument("--model", help="bundle path (default: models/current)")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default="id")
+    p.add_argument("--id-column", default="id", help="default: id (row numbers if absent)")
+    p.add_argument("--date-column", help="default: created_at, date or timestamp if present")
+    p.add_argument("--metadata-columns", help="comma list (default: channel,segment where present)")
+    p.add_argument("--lang-column", help="language codes, if known (default: lang if present)")
+    p.add_argument("--encoding", default="utf-8", help="of CSV/JSONL input, e.g. gbk")
+    p.add_argument("--delimiter", help="CSV delimiter (default: detected)")
+    p.add_argument("--prefix", default="", help="prefix for the prediction columns")
+    p.add_argument("--record", action="store_true", help="also write to the metrics store")
+    p.add_argument("--report", help="write a report (report.md, .json and .png)")
+    p.add_argument("--restart", action="store_true", help="discard an unfinished run")
+    p.add_argument("--keep-work", action="store_true", help="keep OUTPUT.cxwork/ at the end")
+    p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--ray-address", help="Ray cluster (default: a local Ray on 127.0.0.1)")
+    p.add_argument("--ray-actors", type=int, default=1, help="model replicas (Ray actors)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("serve", help="start the HTTP API")
@@ -396,12 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from service.batch.readers import InputError
     from service.bundle import BundleError
-    from service.scoring import ScoringInputError
 
     try:
         return args.func(args, get_settings())
-    except (CLIError, BundleError, ScoringInputError, FileNotFoundError, ValueError) as exc:
+    except (CLIError, BundleError, InputError, FileNotFoundError, ValueError) as exc:
         print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

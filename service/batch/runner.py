@@ -1,0 +1,372 @@
+"""The local batch engine: stream, score in chunks, checkpoint, resume, assemble.
+
+Phase 1 reads the input in fixed chunks of rows. Each chunk's unique texts that the run has
+not scored yet are scored in one call; the predictions go to the run's cache and then to a
+chunk file, written atomically. A run that stops (Ctrl-C, kill -9, power loss) leaves its
+chunk files and cache in ``OUTPUT.cxwork/``; running the same command again skips the chunks
+that are done. Phase 2 reads the input again beside the chunk files and writes the output,
+the errors file and the report to temporary names, then renames them into place. Because
+chunks are fixed and the cache keeps the first prediction for each text, the output of an
+interrupted and resumed run is byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from service.batch.cache import PredictionCache, text_key
+from service.batch.readers import InputError, Reader, Record
+from service.batch.report import ReportStats
+from service.batch.writers import OutputWriter, PredictionColumns, output_format
+
+WORK_FORMAT = 1
+
+
+@dataclass
+class ScoreOptions:
+    """What to read and how; ``None`` columns are taken when the input has them."""
+
+    text_column: str = "text"
+    id_column: str = "id"
+    date_column: str | None = None  # default: created_at, date or timestamp, if present
+    metadata_columns: list[str] | None = None  # default: channel and segment, if present
+    lang_column: str | None = None  # default: lang, if present
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    prefix: str = ""
+    chunk_rows: int = 1024
+    record: bool = False
+    restart: bool = False
+    keep_work: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    output: Path
+    rows: int = 0
+    scored: int = 0
+    errors: int = 0
+    texts_scored: int = 0  # unique texts sent to the model in this process
+    resumed_chunks: int = 0
+    recorded: int = 0
+    errors_path: Path | None = None
+    stats: ReportStats | None = None
+    error_lines: list[str] = field(default_factory=list)
+
+
+def _first_present(columns: list[str], *candidates: str) -> str | None:
+    return next((c for c in candidates if c in columns), None)
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fingerprint(path: Path) -> dict:
+    """Enough to notice a different or changed input without reading all of it."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if stat.st_size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read())
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256_ends": digest.hexdigest(),
+    }
+
+
+def parse_date(value: Any) -> datetime | None:
+    """A datetime from an ISO 8601 string, a datetime or a date; None when empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time())
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    raise ValueError(f"not a date: {value!r}")
+
+
+class Job:
+    """One scoring run of an input file into an output file (resumable)."""
+
+    def __init__(self, predictor, input_path, output_path, options: ScoreOptions, store=None):
+        self.predictor = predictor
+        self.options = options
+        self.store = store
+        self.input = Path(input_path)
+        self.output = Path(output_path)
+        self.reader = Reader(self.input, options.encoding, options.delimiter)
+        self.output_format = output_format(self.output)
+        cols = self.reader.columns
+        o = options
+        if o.text_column not in cols:
+            raise InputError(
+                f"{self.input}: no column {o.text_column!r} (columns: {cols}); "
+                "choose one with --text-column"
+            )
+        self.has_id = o.id_column in cols
+        self.date_column = o.date_column or _first_present(cols, "created_at", "date", "timestamp")
+        if o.date_column and o.date_column not in cols:
+            raise InputError(f"{self.input}: no date column {o.date_column!r} (columns: {cols})")
+        if o.metadata_columns is None:
+            self.metadata_columns = [c for c in ("channel", "segment") if c in cols]
+        else:
+            missing = [c for c in o.metadata_columns if c not in cols]
+            if missing:
+                raise InputError(f"{self.input}: no metadata columns {missing} (columns: {cols})")
+            self.metadata_columns = list(o.metadata_columns)
+        self.lang_column = o.lang_column or _first_present(cols, "lang", "language")
+        self.columns = PredictionColumns(
+            predictor.theme_ids, predictor.sentiments, o.prefix, with_lang=self.lang_column is None
+        )
+        self.output_columns = cols if self.has_id else ["id", *cols]
+        self.columns.check_collisions(self.output_columns, self.output_format, self.output)
+        self.work = self.output.with_name(self.output.name + ".cxwork")
+        self.errors_path = self.output.with_name(self.output.stem + ".errors.csv")
+
+    # -- the run's identity ------------------------------------------------------------------
+    def _identity(self) -> dict:
+        o = asdict(self.options)
+        for k in ("record", "restart", "keep_work"):
+            o.pop(k)
+        return {
+            "format": WORK_FORMAT,
+            "input": _fingerprint(self.input),
+            "options": o,
+            "model_version": self.predictor.model_version,
+        }
+
+    def _prepare_work(self) -> None:
+        identity = self._identity()
+        manifest = self.work / "run.json"
+        if self.options.restart and self.work.exists():
+            shutil.rmtree(self.work)
+        if manifest.exists():
+            if json.loads(manifest.read_text(encoding="utf-8")) != identity:
+                raise InputError(
+                    f"{self.work}: an unfinished run with another input, model or options is "
+                    "there; run the same command again to resume it, or pass --restart"
+                )
+            return
+        self.work.mkdir(parents=True, exist_ok=True)
+        _fsync_write(manifest, json.dumps(identity, indent=1))
+
+    def _chunk_path(self, k: int) -> Path:
+        return self.work / f"chunk-{k:07d}.jsonl"
+
+    # -- phase 1: score ----------------------------------------------------------------------
+    def _row_id(self, record: Record) -> Any:
+        return record.values.get(self.options.id_column) if self.has_id else record.number
+
+    def _problem(self, record: Record) -> str | None:
+        if record.problem:
+            return record.problem
+        if self.options.text_column not in record.values:
+            return f"no {self.options.text_column!r} field"
+        text = record.values.get(self.options.text_column)
+        if text is None or (isinstance(text, str) and not text.strip()):
+            return "empty text"
+        if not isinstance(text, str):
+            return f"text is not a string ({type(text).__name__})"
+        row_id = self._row_id(record)
+        if row_id is None or (isinstance(row_id, str) and not row_id.strip()):
+            return "missing id"
+        if self.date_column:
+            try:
+                parse_date(record.values.get(self.date_column))
+            except (ValueError, TypeError):
+                return f"{self.date_column} is not an ISO 8601 date"
+        return None
+
+    def _lang(self, record: Record) -> str | None:
+        if not self.lang_column:
+            return None
+        value = record.values.get(self.lang_column)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    def _score_chunk(self, k: int, chunk: list[Record], cache: PredictionCache, summary) -> None:
+        entries: list[dict] = []
+        wanted: dict[str, tuple[str, str | None]] = {}
+        for record in chunk:
+            problem = self._problem(record)
+            if problem:
+                entries.append(
+                    {"n": record.number, "id": _jsonable(self._row_id(record)), "error": problem}
+                )
+                continue
+            text = record.values[self.options.text_column]
+            lang = self._lang(record)
+            key = text_key(text, lang)
+            wanted.setdefault(key, (text, lang))
+            entries.append({"n": record.number, "id": _jsonable(self._row_id(record)), "k": key})
+        known = cache.get_many(wanted)
+        todo = [k_ for k_ in wanted if k_ not in known]
+        if todo:
+            predictions = self.predictor.predict(
+                [wanted[k_][0] for k_ in todo], langs=[wanted[k_][1] for k_ in todo]
+            )
+            fresh = {}
+            for key, p in zip(todo, predictions, strict=True):
+                row = p.as_row(None)
+                row.pop("id")
+                fresh[key] = row
+            cache.put_many(fresh)
+            known.update(fresh)
+            summary.texts_scored += len(todo)
+        for e in entries:
+            if "k" in e:
+                e["p"] = known[e.pop("k")]
+        if self.options.record and self.store is not None:
+            summary.recorded += self._record(chunk, entries)
+        _fsync_write(
+            self._chunk_path(k), "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
+        )
+
+    def _record(self, chunk: list[Record], entries: list[dict]) -> int:
+        from service.predictor import Prediction
+        from service.store import RecordInput
+
+        items = []
+        for record, e in zip(chunk, entries, strict=True):
+            if "p" not in e:
+                continue
+            meta = {c: record.values.get(c) for c in self.metadata_columns}
+            if self.date_column:
+                meta["created_at"] = parse_date(record.values.get(self.date_column))
+            meta = {k: v for k, v in meta.items() if v is not None}
+            items.append(
+                RecordInput(
+                    id=e["id"],
+                    text=record.values[self.options.text_column],
+                    prediction=Prediction(**e["p"]),
+                    metadata=meta,
+                )
+            )
+        version = self.predictor.bundle.meta.get("taxonomy_version", "")
+        return self.store.record(items, version) if items else 0
+
+    # -- phase 2: assemble -------------------------------------------------------------------
+    def _assemble(self, summary: RunSummary) -> None:
+        segment = _first_present(self.metadata_columns, "segment", "channel")
+        stats = ReportStats(self.predictor.theme_ids, self.predictor.sentiments, segment)
+        tmp_out = self.output.with_name(self.output.name + ".tmp" + self.output.suffix)
+        tmp_err = self.errors_path.with_name(self.errors_path.name + ".tmp")
+        writer = OutputWriter(
+            tmp_out,
+            self.output_columns,
+            self.columns,
+            self.reader.arrow_schema if self.has_id else None,
+            self.reader.delimiter or ",",
+        )
+        with tmp_err.open("w", encoding="utf-8", newline="") as err_fh:
+            errors = csv.writer(err_fh)
+            errors.writerow(["row", "id", "reason"])
+            try:
+                for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
+                    lines = self._chunk_path(k).read_text(encoding="utf-8").splitlines()
+                    entries = {e["n"]: e for e in map(json.loads, lines)}
+                    values, predictions = [], []
+                    for record in chunk:
+                        e = entries[record.number]
+                        summary.rows += 1
+                        if "error" in e:
+                            errors.writerow([record.number, e["id"], e["error"]])
+                            summary.errors += 1
+                            summary.error_lines.append(
+                                f"{self.input}: row {record.number}: {e['error']}; skipped"
+                            )
+                            continue
+                        p = {**e["p"], "id": e["id"]}
+                        row = record.values if self.has_id else {"id": e["id"], **record.values}
+                        values.append(row)
+                        predictions.append(p)
+                        stats.add(p, record.values.get(segment) if segment else None)
+                    writer.write(values, predictions)
+                    summary.scored += len(values)
+            finally:
+                writer.close()
+        os.replace(tmp_out, self.output)
+        if summary.errors:
+            os.replace(tmp_err, self.errors_path)
+            summary.errors_path = self.errors_path
+        else:
+            tmp_err.unlink()
+            self.errors_path.unlink(missing_ok=True)
+        summary.stats = stats
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(
+        self,
+        progress: bool = True,
+        err: TextIO | None = None,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> RunSummary:
+        err = err or sys.stderr
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self._prepare_work()
+        summary = RunSummary(self.output)
+        cache = PredictionCache(self.work / "cache.sqlite")
+        bar = tqdm(
+            total=self.reader.estimate_rows(),
+            desc=f"scoring {self.input.name}",
+            unit=" rows",
+            disable=not progress,
+            file=err,
+            smoothing=0.1,
+        )
+        try:
+            for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
+                if self._chunk_path(k).exists():
+                    summary.resumed_chunks += 1
+                else:
+                    self._score_chunk(k, chunk, cache, summary)
+                    if on_chunk is not None:
+                        on_chunk(k)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+            cache.close()
+        self._assemble(summary)
+        if not self.options.keep_work:
+            shutil.rmtree(self.work)
+        return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,230 @@
+"""Streaming writers: the input's columns plus the prediction columns, as JSONL, CSV/TSV,
+Parquet or Excel. JSONL keeps the prediction nested (``scores`` as an object); the tabular
+formats flatten it into one column per theme score and sentiment score."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from service.batch.readers import InputError
+
+OUTPUT_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".xlsx": "xlsx",
+}
+XLSX_MAX_ROWS = 1_048_575  # Excel's limit, less the header
+
+
+def output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: unsupported output format {path.suffix!r}; use one of "
+            f"{sorted(OUTPUT_FORMATS)}"
+        )
+    return fmt
+
+
+class PredictionColumns:
+    """Names of the prediction columns, prefixed, and how a prediction row maps onto them."""
+
+    def __init__(self, theme_ids: list[str], sentiments: list[str], prefix: str, with_lang: bool):
+        self.theme_ids, self.sentiments, self.prefix = theme_ids, sentiments, prefix
+        self.nested_names = [
+            "themes",
+            "scores",
+            "sentiment",
+            "sentiment_scores",
+            "needs_review",
+            "review_reasons",
+            "evidence",
+        ] + (["lang"] if with_lang else [])
+        self.nested_names = [prefix + n for n in self.nested_names + ["model_version"]]
+        flat = (
+            [
+                "themes",
+                *(f"score_{t}" for t in theme_ids),
+                "sentiment",
+                *(f"sentiment_{s}" for s in sentiments),
+                "needs_review",
+                "review_reasons",
+                "evidence",
+            ]
+            + (["lang"] if with_lang else [])
+            + ["model_version"]
+        )
+        self.flat_names = [prefix + n for n in flat]
+        self.with_lang = with_lang
+
+    def check_collisions(self, input_columns: list[str], fmt: str, path: Path) -> None:
+        names = self.nested_names if fmt == "jsonl" else self.flat_names
+        clash = sorted(set(names) & set(input_columns))
+        if clash:
+            raise InputError(
+                f"{path}: input columns {clash} have the names of prediction columns; "
+                "pass --prefix (e.g. --prefix cx_) to name the prediction columns apart"
+            )
+
+    def nested(self, p: dict) -> dict:
+        keys = [
+            "themes",
+            "scores",
+            "sentiment",
+            "sentiment_scores",
+            "needs_review",
+            "review_reasons",
+            "evidence",
+        ] + (["lang"] if self.with_lang else [])
+        return {self.prefix + k: p[k] for k in keys + ["model_version"]}
+
+    def flat(self, p: dict, lists: bool) -> dict:
+        """One value per column; ``lists``: themes as a list (Parquet), else ';'-joined."""
+        out: dict[str, Any] = {"themes": p["themes"] if lists else ";".join(p["themes"])}
+        out.update({f"score_{t}": p["scores"][t] for t in self.theme_ids})
+        out["sentiment"] = p["sentiment"]
+        out.update({f"sentiment_{s}": p["sentiment_scores"][s] for s in self.sentiments})
+        out["needs_review"] = p["needs_review"]
+        out["review_reasons"] = ";".join(p["review_reasons"])
+        out["evidence"] = json.dumps(p["evidence"], ensure_ascii=False)
+        if self.with_lang:
+            out["lang"] = p["lang"]
+        out["model_version"] = p["model_version"]
+        return {self.prefix + k: v for k, v in out.items()}
+
+    def arrow_fields(self) -> list:
+        import pyarrow as pa
+
+        types = {"themes": pa.list_(pa.string()), "needs_review": pa.bool_()}
+        fields = []
+        for name in self.flat_names:
+            base = name[len(self.prefix) :]
+            if base.startswith(("score_", "sentiment_")) and base != "sentiment":
+                fields.append(pa.field(name, pa.float32()))
+            else:
+                fields.append(pa.field(name, types.get(base, pa.string())))
+        return fields
+
+
+def _text_value(value: Any) -> Any:
+    """A cell for CSV/Excel/all-string Parquet: scalars as they are, structures as JSON."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
+class OutputWriter:
+    """Writes merged rows to ``path`` chunk by chunk."""
+
+    def __init__(
+        self,
+        path: Path,
+        input_columns: list[str],
+        columns: PredictionColumns,
+        input_schema=None,
+        delimiter: str = ",",
+    ) -> None:
+        self.path, self.fmt = path, output_format(path)
+        self.input_columns, self.columns = input_columns, columns
+        self.input_schema = input_schema
+        self.delimiter = "\t" if path.suffix.lower() == ".tsv" else delimiter
+        self.rows = 0
+        self._fh = None
+        self._csv = None
+        self._parquet = None
+        self._schema = None
+        self._book = None
+        self._sheet = None
+        self._open()
+
+    def _open(self) -> None:
+        if self.fmt == "jsonl":
+            self._fh = self.path.open("w", encoding="utf-8", newline="\n")
+        elif self.fmt == "csv":
+            self._fh = self.path.open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._fh, delimiter=self.delimiter)
+            self._csv.writerow(self.input_columns + self.columns.flat_names)
+        elif self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self.input_schema is not None:
+                inputs = [self.input_schema.field(c) for c in self.input_columns]
+            else:
+                inputs = [pa.field(c, pa.string()) for c in self.input_columns]
+            self._schema = pa.schema(inputs + self.columns.arrow_fields())
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        else:
+            from openpyxl import Workbook
+
+            self._book = Workbook(write_only=True)
+            self._sheet = self._book.create_sheet("scored")
+            self._sheet.append(self.input_columns + self.columns.flat_names)
+
+    def write(self, values: list[dict], predictions: list[dict]) -> None:
+        """Write one chunk: each input row's values with its prediction row."""
+        if not values:
+            return
+        self.rows += len(values)
+        if self.fmt == "jsonl":
+            for v, p in zip(values, predictions, strict=True):
+                self._fh.write(
+                    json.dumps({**v, **self.columns.nested(p)}, ensure_ascii=False, default=str)
+                    + "\n"
+                )
+        elif self.fmt == "csv":
+            for v, p in zip(values, predictions, strict=True):
+                row = [_text_value(v.get(c)) for c in self.input_columns]
+                self._csv.writerow(row + list(self.columns.flat(p, lists=False).values()))
+        elif self.fmt == "parquet":
+            import pyarrow as pa
+
+            typed = self.input_schema is not None
+            rows = [
+                {
+                    **{c: (v.get(c) if typed else _string(v.get(c))) for c in self.input_columns},
+                    **self.columns.flat(p, lists=True),
+                }
+                for v, p in zip(values, predictions, strict=True)
+            ]
+            self._parquet.write_table(pa.Table.from_pylist(rows, schema=self._schema))
+        else:
+            if self.rows > XLSX_MAX_ROWS:
+                raise InputError(
+                    f"{self.path}: more than {XLSX_MAX_ROWS:,} rows do not fit in an Excel "
+                    "sheet; write .parquet or .csv instead"
+                )
+            for v, p in zip(values, predictions, strict=True):
+                row = [_excel(v.get(c)) for c in self.input_columns]
+                self._sheet.append(row + [_excel(x) for x in self.columns.flat(p, False).values()])
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            self._fh.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._book is not None:
+            self._book.save(self.path)
+
+
+def _string(value: Any) -> str | None:
+    if value is None:
+        return None
+    value = _text_value(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _excel(value: Any) -> Any:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    value = _text_value(value)
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters Excel cannot hold
+    return value

@@ -1,0 +1,163 @@
+"""Readers and writers: every format in and out, encodings, delimiters, bad rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from service.batch.readers import InputError, Reader
+from service.batch.runner import Job, ScoreOptions
+from tests.conftest import read_jsonl
+
+
+def run(predictor, src, out, **options):
+    return Job(predictor, src, out, ScoreOptions(**options)).run(progress=False)
+
+
+def test_jsonl_keeps_input_fields_and_reports_bad_rows(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "text": "Refund took a month.", "stars": 1}),
+                json.dumps({"id": "b", "text": "   "}),
+                "{broken",
+                json.dumps({"id": "c", "body": "no text field"}),
+                "",
+                json.dumps({"text": "no id here"}),
+                json.dumps({"id": "d", "text": "客服态度很好", "extra": {"k": [1, 2]}}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    summary = run(predictor, src, tmp_path / "out.jsonl")
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in rows] == ["a", "d"] and summary.scored == 2 and summary.errors == 4
+    assert rows[0]["stars"] == 1 and rows[1]["extra"] == {"k": [1, 2]}  # input kept as it was
+    assert set(rows[0]) >= {
+        "themes",
+        "scores",
+        "sentiment",
+        "sentiment_scores",
+        "needs_review",
+        "evidence",
+        "model_version",
+    }
+    with summary.errors_path.open() as fh:
+        errors = list(csv.DictReader(fh))
+    assert [(e["row"], e["reason"]) for e in errors] == [
+        ("2", "empty text"),
+        ("3", "invalid JSON (Expecting property name enclosed in double quotes)"),
+        ("4", "no 'text' field"),
+        ("6", "missing id"),
+    ]
+
+
+def test_csv_semicolons_bom_and_custom_columns(predictor, tmp_path):
+    src = tmp_path / "export.csv"
+    src.write_text(
+        '\ufeffticket;body;channel\nT1;"Slow; very slow\napp";email\nT2;Great price;chat\n'
+        "T3;too;many;fields\n",
+        encoding="utf-8",
+    )
+    reader = Reader(src)
+    assert reader.delimiter == ";" and reader.columns == ["ticket", "body", "channel"]
+    summary = run(predictor, src, tmp_path / "out.csv", text_column="body", id_column="ticket")
+    with (tmp_path / "out.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    assert [r["ticket"] for r in rows] == ["T1", "T2"]
+    assert rows[0]["body"] == "Slow; very slow\napp" and rows[0]["channel"] == "email"
+    assert {"themes", "score_pricing_value", "sentiment_negative"} <= set(rows[0])
+    assert summary.errors == 1 and "4 fields" in summary.error_lines[0]
+
+
+def test_gbk_needs_its_encoding_and_bad_bytes_name_the_row(predictor, tmp_path):
+    src = tmp_path / "gbk.csv"
+    src.write_bytes("id,text\n1,价格太贵了\n2,客服很好\n".encode("gbk"))
+    with pytest.raises(InputError, match=r"gbk.csv: .*--encoding"):
+        Job(predictor, src, tmp_path / "o.csv", ScoreOptions()).run(progress=False)
+    summary = run(predictor, src, tmp_path / "o.csv", encoding="gbk")
+    assert summary.scored == 2
+    with (tmp_path / "o.csv").open(encoding="utf-8") as fh:
+        assert [r["text"] for r in csv.DictReader(fh)] == ["价格太贵了", "客服很好"]
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"id,text\n1,fine\n2,bad \xff\xfe bytes\n")
+    with pytest.raises(
+        InputError, match=r"broken.csv: row 2 \(line 3\): bytes that are not valid utf-8"
+    ):
+        run(predictor, broken, tmp_path / "b.csv")
+
+
+def test_parquet_keeps_types_and_adds_typed_predictions(predictor, tmp_path):
+    src = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table({"id": [10, 11], "text": ["Too pricey", "Love the app"], "score": [1.5, 4.0]}), src
+    )
+    run(predictor, src, tmp_path / "out.parquet")
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.schema.field("id").type == pa.int64()
+    assert table.schema.field("score").type == pa.float64()
+    assert table.schema.field("themes").type == pa.list_(pa.string())
+    assert table.schema.field("score_privacy_data").type == pa.float32()
+    assert table.column("id").to_pylist() == [10, 11]
+
+
+def test_excel_in_and_out(predictor, tmp_path):
+    from openpyxl import Workbook, load_workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["id", "text", "segment"])
+    sheet.append(["x1", "The chatbot never lets me reach a person", "smb"])
+    sheet.append([None, None, None])  # blank rows are skipped silently
+    sheet.append(["x2", "Prices doubled", "enterprise"])
+    book.save(tmp_path / "in.xlsx")
+    summary = run(predictor, tmp_path / "in.xlsx", tmp_path / "out.xlsx")
+    assert summary.scored == 2
+    rows = list(load_workbook(tmp_path / "out.xlsx").active.iter_rows(values_only=True))
+    assert rows[0][:3] == ("id", "text", "segment") and "themes" in rows[0]
+    assert [r[0] for r in rows[1:]] == ["x1", "x2"]
+
+
+def test_no_id_column_numbers_the_rows(predictor, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("text\nfirst\n\nsecond\n", encoding="utf-8")
+    run(predictor, src, tmp_path / "out.jsonl")
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 3]
+
+
+def test_prediction_columns_never_overwrite_input_columns(predictor, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text,sentiment\n1,Great,5 stars\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"\['sentiment'\].*--prefix"):
+        run(predictor, src, tmp_path / "out.csv")
+    run(predictor, src, tmp_path / "out.csv", prefix="cx_")
+    with (tmp_path / "out.csv").open() as fh:
+        row = next(csv.DictReader(fh))
+    assert row["sentiment"] == "5 stars" and row["cx_sentiment"] in (
+        "negative",
+        "neutral",
+        "positive",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("in.xml", b"<a/>", "unsupported input format"),
+        ("in.csv", b"", "empty"),
+        ("in.csv", b"id,id\n1,2\n", "duplicate column"),
+        ("in.xlsx", b"not a zip", "not a readable .xlsx"),
+        ("in.csv", b"id,body\n1,x\n", "no column 'text'"),
+    ],
+)
+def test_unreadable_inputs_are_clear_errors(predictor, tmp_path, name, content, message):
+    src = tmp_path / name
+    src.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        run(predictor, src, tmp_path / "out.jsonl")

@@ -1,0 +1,158 @@
+"""The local engine: dedup, resume after an interruption or kill -9, recording, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service.batch.readers import InputError
+from service.batch.runner import Job, ScoreOptions
+from tests.conftest import read_jsonl
+
+TEXTS = [
+    "The app is slow since the update.",
+    "Prices went up again, not worth it.",
+    "I want to talk to a real person, not a bot.",
+    "Why does the AI need my contacts?",
+    "退款等了三个星期。",
+    "La entrega llegó tarde y el soporte no responde.",
+]
+
+
+def write_input(path, n, dup_every=0):
+    with path.open("w", encoding="utf-8") as fh:
+        for k in range(n):
+            text = TEXTS[k % len(TEXTS)] + ("" if dup_every and k % dup_every else f" #{k}")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"r{k}",
+                        "text": text,
+                        "segment": "s" + str(k % 3),
+                        "created_at": f"2026-11-{1 + k % 28:02d}",
+                    }
+                )
+                + "\n"
+            )
+
+
+class Stop(Exception):
+    pass
+
+
+def test_identical_texts_are_scored_once(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = ["Too expensive!", "too   EXPENSIVE!", "Too expensive!", "Slow delivery"] * 5
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(rows)))
+    summary = Job(predictor, src, tmp_path / "out.jsonl", ScoreOptions(chunk_rows=7)).run(
+        progress=False
+    )
+    assert summary.scored == 20 and summary.texts_scored == 2
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert out[0]["scores"] == out[1]["scores"] == out[18]["scores"]
+
+
+def test_an_interrupted_run_resumes_to_identical_output(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_input(src, 95, dup_every=4)
+    whole = tmp_path / "whole.jsonl"
+    Job(predictor, src, whole, ScoreOptions(chunk_rows=10)).run(progress=False)
+
+    out = tmp_path / "resumed.jsonl"
+
+    def stop_after_3(k):
+        if k == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
+            progress=False, on_chunk=stop_after_3
+        )
+    assert not out.exists() and (tmp_path / "resumed.jsonl.cxwork").is_dir()
+    summary = Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+    assert summary.resumed_chunks == 4
+    assert out.read_bytes() == whole.read_bytes()
+    assert not (tmp_path / "resumed.jsonl.cxwork").exists()
+
+
+def test_a_changed_input_or_options_is_not_mixed_into_an_unfinished_run(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_input(src, 30)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(Stop):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
+            progress=False, on_chunk=lambda k: (_ for _ in ()).throw(Stop)
+        )
+    write_input(src, 31)
+    with pytest.raises(InputError, match="--restart"):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+    summary = Job(predictor, src, out, ScoreOptions(chunk_rows=10, restart=True)).run(
+        progress=False
+    )
+    assert summary.scored == 31 and summary.resumed_chunks == 0
+
+
+def test_record_is_idempotent_and_report_is_written(predictor, tmp_path):
+    from service.store import Store
+
+    src = tmp_path / "in.jsonl"
+    write_input(src, 40)
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    for _ in range(2):  # a second run re-records the same ids: replaced, not added
+        summary = Job(
+            predictor, src, tmp_path / "out.jsonl", ScoreOptions(record=True), store=store
+        ).run(progress=False)
+        assert summary.recorded == 40
+    from datetime import datetime
+
+    result = store.summary(
+        datetime(2026, 11, 1),
+        datetime(2026, 12, 1),
+        theme_ids=predictor.theme_ids,
+        sentiments=predictor.sentiments,
+    )
+    assert result.feedback_count == 40
+    written = summary.stats.write(tmp_path / "rep" / "report.md", "test")
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["rows_scored"] == 40 and data["segment_column"] == "segment"
+    assert set(data["top_themes_by_segment"]) == {"s0", "s1", "s2"}
+    assert sum(data["sentiment"].values()) == 40
+    assert (tmp_path / "rep" / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| theme | items | share |" in written[0].read_text()
+
+
+def test_kill_9_then_rerun_gives_identical_output(tiny_bundle, tmp_path):
+    src = tmp_path / "big.jsonl"
+    write_input(src, 6000)
+    env = {**os.environ, "CXTHEMES_MODELS_DIR": str(tmp_path)}
+    base = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "score",
+        str(src),
+        "--model",
+        str(tiny_bundle),
+        "-q",
+    ]
+    subprocess.run(
+        [*base, "-o", str(tmp_path / "whole.jsonl")], env=env, check=True, capture_output=True
+    )
+    out = tmp_path / "killed.jsonl"
+    proc = subprocess.Popen([*base, "-o", str(out)], env=env, stderr=subprocess.DEVNULL)
+    work = tmp_path / "killed.jsonl.cxwork"
+    deadline = time.time() + 120
+    while len(list(work.glob("chunk-*.jsonl"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and work.is_dir()
+    done = subprocess.run([*base, "-o", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
