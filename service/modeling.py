@@ -94,6 +94,7 @@ class ThemeClassifier(nn.Module):
         attention_mask: torch.Tensor,
         theme_labels: torch.Tensor | None = None,
         sentiment_labels: torch.Tensor | None = None,
+        return_hidden: bool = False,
         **_: object,
     ) -> dict[str, torch.Tensor]:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -102,6 +103,8 @@ class ThemeClassifier(nn.Module):
             "theme_logits": self.theme_head(pooled),
             "sentiment_logits": self.sentiment_head(pooled),
         }
+        if return_hidden:  # the predictor pools sentence spans from it, for evidence
+            result["hidden"] = out.last_hidden_state
         if theme_labels is not None and sentiment_labels is not None:
             # Summed over themes (mean over the batch): a mean over 9 outputs would give the
             # encoder a ninth of the theme signal next to the sentiment loss.

@@ -6,6 +6,9 @@ the sentiment with its three scores, ``needs_review`` and, per theme, the eviden
 Texts longer than the model's window are cut at sentence boundaries into windows (a sentence
 longer than a window is cut by tokens), so nothing past the limit is ignored: a theme's score
 is its maximum over windows, the sentiment the token-weighted mean.
+
+The evidence for a theme is the sentence whose tokens, mean-pooled from the same forward
+pass and put through the theme head, score highest for it: no extra model call.
 """
 
 from __future__ import annotations
@@ -58,11 +61,10 @@ class Prediction:
 
 @dataclass
 class _Unit:
-    """One model input: a window of a text, or one of its sentences (for evidence)."""
+    """One model input: a window of a text, weighted by its tokens for the sentiment."""
 
     text_index: int
     text: str
-    is_window: bool
     weight: int = 1
 
 
@@ -141,19 +143,31 @@ class Predictor:
 
     # -- model -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Theme probabilities and sentiment probabilities for ``texts`` (any order)."""
+    def _run(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Theme and sentiment probabilities for ``texts`` (any order), and, for each text,
+        theme probabilities of its character ``spans`` (sentences), pooled from the same pass.
+        """
         n = len(texts)
-        theme_p = np.zeros((n, len(self.theme_ids)), dtype=np.float32)
+        n_themes = len(self.theme_ids)
+        theme_p = np.zeros((n, n_themes), dtype=np.float32)
         sent_p = np.zeros((n, len(self.sentiments)), dtype=np.float32)
+        span_p = [np.zeros((0, n_themes), np.float32) for _ in range(n)]
         if not n:
-            return theme_p, sent_p
+            return theme_p, sent_p, span_p
         # Tokenize once; batches of similar length are then only padded (less padding, no
         # second tokenizer pass).
         enc = self.bundle.tokenizer(
-            [self.prefix + t for t in texts], truncation=True, max_length=self.max_length
+            [self.prefix + t for t in texts],
+            truncation=True,
+            max_length=self.max_length,
+            return_offsets_mapping=spans is not None,
         )
         ids, masks = enc["input_ids"], enc["attention_mask"]
+        token_spans = None
+        if spans is not None:
+            token_spans = [self._token_spans(enc["offset_mapping"][i], spans[i]) for i in range(n)]
         order = np.argsort([len(x) for x in ids], kind="stable")
         model = self.bundle.model
         for start in range(0, n, self.batch_size):
@@ -162,13 +176,47 @@ class Predictor:
                 {"input_ids": [ids[i] for i in idx], "attention_mask": [masks[i] for i in idx]},
                 return_tensors="pt",
             )
+            want_spans = token_spans is not None and any(token_spans[i] for i in idx)
             out = model(
                 input_ids=batch["input_ids"].to(self.device),
                 attention_mask=batch["attention_mask"].to(self.device),
+                return_hidden=want_spans,
             )
             theme_p[idx] = torch.sigmoid(out["theme_logits"]).float().cpu().numpy()
             sent_p[idx] = torch.softmax(out["sentiment_logits"], -1).float().cpu().numpy()
-        return theme_p, sent_p
+            if want_spans:
+                for row, i in enumerate(idx):
+                    if token_spans[i]:
+                        hidden = out["hidden"][row]
+                        pooled = torch.stack([hidden[a:b].mean(0) for a, b in token_spans[i]])
+                        span_p[i] = torch.sigmoid(model.theme_head(pooled)).float().cpu().numpy()
+        return theme_p, sent_p, span_p
+
+    def _token_spans(
+        self, offsets: list[tuple[int, int]], char_spans: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """Token index ranges covering each character span of the (unprefixed) text."""
+        shift = len(self.prefix)
+        result = []
+        for a, b in char_spans:
+            a, b = a + shift, b + shift
+            hits = [k for k, (s, e) in enumerate(offsets) if e > s and e > a and s < b]
+            # A span cut off by truncation falls back to the whole sequence.
+            result.append((hits[0], hits[-1] + 1) if hits else (0, len(offsets)))
+        return result
+
+    @staticmethod
+    def _char_spans(window: str, sentences: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+        """The sentences found in ``window``, in order, with their character spans."""
+        found, spans, cursor = [], [], 0
+        for sentence in sentences:
+            at = window.find(sentence, cursor)
+            if at < 0:
+                continue
+            found.append(sentence)
+            spans.append((at, at + len(sentence)))
+            cursor = at + len(sentence)
+        return found, spans
 
     # -- public ------------------------------------------------------------------------------
     def predict(
@@ -178,32 +226,42 @@ class Predictor:
         if langs is not None and len(langs) != len(texts):
             raise ValueError("langs must be as long as texts")
         units: list[_Unit] = []
+        unit_sentences: list[list[str]] = []
+        unit_spans: list[list[tuple[int, int]]] = []
         sentences_of: list[list[str]] = []
         for i, text in enumerate(texts):
             sentences = split_sentences(text) or [text]
             sentences_of.append(sentences)
             for window, n_tokens in self._windows(text, sentences):
-                units.append(_Unit(i, window, True, n_tokens))
-            if self.evidence and len(sentences) > 1:
-                units.extend(_Unit(i, s, False) for s in sentences)
+                units.append(_Unit(i, window, n_tokens))
+                # Evidence comes from the same forward pass: each sentence's tokens are
+                # pooled and scored by the theme head (no second pass per sentence).
+                found, spans = [], []
+                if self.evidence and len(sentences) > 1:
+                    found, spans = self._char_spans(window, sentences)
+                unit_sentences.append(found)
+                unit_spans.append(spans)
 
-        theme_p, sent_p = self._run([u.text for u in units])
+        theme_p, sent_p, span_p = self._run(
+            [u.text for u in units], unit_spans if self.evidence else None
+        )
 
         n_themes, n_sent = len(self.theme_ids), len(self.sentiments)
         text_theme = np.zeros((len(texts), n_themes), dtype=np.float32)
         text_sent = np.zeros((len(texts), n_sent), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
         best_sentence: list[dict[int, tuple[float, str]]] = [{} for _ in texts]
-        for u, tp, sp in zip(units, theme_p, sent_p, strict=True):
-            if u.is_window:
-                text_theme[u.text_index] = np.maximum(text_theme[u.text_index], tp)
-                text_sent[u.text_index] += u.weight * sp
-                weights[u.text_index] += u.weight
-            else:
-                best = best_sentence[u.text_index]
+        for u, tp, sp, found, probs in zip(
+            units, theme_p, sent_p, unit_sentences, span_p, strict=True
+        ):
+            text_theme[u.text_index] = np.maximum(text_theme[u.text_index], tp)
+            text_sent[u.text_index] += u.weight * sp
+            weights[u.text_index] += u.weight
+            best = best_sentence[u.text_index]
+            for sentence, p in zip(found, probs, strict=True):
                 for k in range(n_themes):
-                    if k not in best or tp[k] > best[k][0]:
-                        best[k] = (float(tp[k]), u.text)
+                    if k not in best or p[k] > best[k][0]:
+                        best[k] = (float(p[k]), sentence)
 
         results = []
         for i, text in enumerate(texts):
