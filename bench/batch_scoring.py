@@ -15,7 +15,6 @@ to 1,000,000 rows, so both runs do the same model work and the difference is wha
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -83,14 +82,21 @@ def throughput(args) -> None:
     print(f"ratio: {ours_rate / theirs_rate:.2f}x (target >= 3x)")
 
 
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
 def _peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Peak RSS of ``cmd`` alone: a fresh wrapper process per run, since the children's
+    ru_maxrss is a maximum over every child a process has waited for."""
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the maximum over all of them: run the small job first.
-    return max(peak, before) / 1024, elapsed
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd], check=True, capture_output=True, text=True
+    ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024, time.perf_counter() - started
 
 
 def memory(args) -> None:

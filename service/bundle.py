@@ -34,6 +34,7 @@ META_FILE = "bundle.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
 CURRENT_LINK = "current"
+TAXONOMY_FILE = "taxonomy.yaml"
 
 
 class BundleError(RuntimeError):
@@ -72,8 +73,10 @@ def save_bundle(
     tokenizer: PreTrainedTokenizerBase,
     meta: dict[str, Any],
     card: str | None = None,
+    taxonomy_text: str | None = None,
 ) -> Path:
-    """Write a bundle atomically: into ``<path>.partial``, then renamed into place."""
+    """Write a bundle atomically: into ``<path>.partial``, then renamed into place.
+    ``taxonomy_text``: the taxonomy file the model was trained with, kept beside it."""
     required = {"version", "theme_ids", "sentiment_labels", "thresholds", "taxonomy_version"}
     missing = required - meta.keys()
     if missing:
@@ -91,6 +94,8 @@ def save_bundle(
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     if card is not None:
         (tmp / "README.md").write_text(card, encoding="utf-8")
+    if taxonomy_text is not None:
+        (tmp / TAXONOMY_FILE).write_text(taxonomy_text, encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -141,12 +146,17 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:
-    """The bundle to use: ``model`` if given, else what ``<models_dir>/current`` points to."""
+    """The bundle to use: ``model`` if given, else the registry's current model (or, before
+    there was a registry, what ``<models_dir>/current`` points to)."""
     if model:
         path = Path(model)
         if not path.exists():
             raise BundleError(f"model {model} does not exist")
         return path.resolve()
+    from service.registry import REGISTRY_FILE, current_path
+
+    if (Path(models_dir) / REGISTRY_FILE).is_file():
+        return current_path(models_dir)
     current = Path(models_dir) / CURRENT_LINK
     if not current.exists():
         raise BundleError(
@@ -167,3 +177,15 @@ def set_current(bundle_path: str | Path, models_dir: str | Path) -> Path:
     tmp.symlink_to(target)
     os.replace(tmp, models / CURRENT_LINK)
     return models / CURRENT_LINK
+
+
+def bundle_taxonomy(bundle: Bundle, fallback_path: str | Path | None = None):
+    """The taxonomy a bundle was trained with (its own copy), else the project's."""
+    from service.taxonomy import load_taxonomy, parse_taxonomy
+
+    own = bundle.path / TAXONOMY_FILE
+    if own.is_file():
+        import yaml
+
+        return parse_taxonomy(yaml.safe_load(own.read_text(encoding="utf-8")))
+    return load_taxonomy(fallback_path)

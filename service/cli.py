@@ -47,11 +47,11 @@ def cmd_base_model(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- train -----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from service.bundle import CURRENT_LINK
+    from service.registry import current_version
 
-    current = settings.models_dir / CURRENT_LINK
-    if args.if_missing and current.exists():
-        print(f"a current model exists ({current.resolve().name}); not training")
+    current = current_version(settings.models_dir)
+    if args.if_missing and current:
+        print(f"a current model exists ({current}); not training")
         return 0
     train = _training("train")
     base = args.base_model or settings.base_model
@@ -73,7 +73,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         labels=Path(args.labels or settings.labels_dir),
         models_dir=settings.models_dir,
         freeze_embeddings=not args.train_embeddings,
-        make_current=not args.no_current,
+        # The first model becomes current; later ones are challengers until promoted.
+        make_current=(args.promote or current is None) and not args.no_current,
+        taxonomy_path=settings.taxonomy_path,
         baselines=not args.no_baselines,
         **{k: v for k, v in overrides.items() if v is not None},
     )
@@ -84,6 +86,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     card = path / "README.md"
     if card.is_file():
         print(card.read_text(encoding="utf-8"))
+    if current_version(settings.models_dir) != path.name:
+        print(
+            f"challenger {path.name} is not current; compare and promote it with:\n"
+            f"  cxthemes models compare {current} {path.name}\n"
+            f"  cxthemes models promote {path.name}"
+        )
     return 0
 
 
@@ -103,6 +111,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         labels=Path(args.labels or settings.labels_dir),
         baselines=not args.no_baselines,
         batch_size=settings.batch_size,
+        taxonomy_path=settings.taxonomy_path,
     )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -253,6 +262,167 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# -- labels import, model registry, review queue -------------------------------------------
+def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
+    label_import = _training("label_import")
+    from service.taxonomy import load_taxonomy
+
+    result = label_import.import_labels(
+        Path(args.file),
+        Path(args.labels or settings.labels_dir),
+        load_taxonomy(settings.taxonomy_path),
+        by=args.by,
+        source=args.source,
+    )
+    for line in result.duplicates:
+        print(f"duplicate, skipped: {line}", file=sys.stderr)
+    for line in result.conflicts:
+        print(f"CONFLICT, skipped: {line}", file=sys.stderr)
+    where = f" into {result.out_path}" if result.out_path else ""
+    print(
+        f"imported {result.imported} items{where}; {len(result.duplicates)} duplicates and "
+        f"{len(result.conflicts)} conflicts skipped; {result.unannotated} tasks not annotated"
+    )
+    return 1 if result.conflicts else 0
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from service.registry import list_models, read_registry
+
+    entries = list_models(settings.models_dir)
+    if not entries:
+        print(f"no models in {settings.models_dir}")
+        return 0
+    print("| | version | created | data | test macro F1 |\n|---|---|---|---|---|")
+    for e in entries:
+        f1 = f"{e.macro_f1:.3f}" if e.macro_f1 is not None else "n/a"
+        mark = "current" if e.current else ""
+        print(f"| {mark} | {e.version} | {e.created_at[:19]} | {e.fingerprint} | {f1} |")
+    history = read_registry(settings.models_dir)["history"]
+    if history:
+        print("\nhistory:")
+        for ev in history[-10:]:
+            forced = " (forced)" if ev.get("forced") else ""
+            print(
+                f"  {ev['time']} {ev['action']}{forced} {ev.get('previous')} -> "
+                f"{ev['version']} by {ev.get('by')}"
+            )
+    return 0
+
+
+def _bundle_path(settings: Settings, version: str) -> Path:
+    path = Path(version)
+    if not (path / "bundle.json").is_file():
+        path = settings.models_dir / version
+    if not (path / "bundle.json").is_file():
+        raise CLIError(f"no model {version!r} (see cxthemes models list)")
+    return path
+
+
+def _compare(settings: Settings, a: str, b: str, extra: str | None, labels: str | None):
+    compare = _training("compare")
+    from service.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    sets = compare.evaluation_items(
+        Path(labels or settings.labels_dir), taxonomy, Path(extra) if extra else None
+    )
+    paths = [_bundle_path(settings, a), _bundle_path(settings, b)]
+    try:
+        results = compare.evaluate_models(paths, sets, taxonomy)
+    except Exception as exc:  # a damaged bundle fails in many ways: refuse, never crash
+        raise CLIError(f"a model could not be loaded and evaluated: {exc}") from None
+    names = list(results)
+    return compare, names, results
+
+
+def cmd_models_compare(args: argparse.Namespace, settings: Settings) -> int:
+    compare, (a, b), results = _compare(settings, args.a, args.b, args.data, args.labels)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(compare.format_comparison(a, b, results))
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from service.registry import current_version, set_current_version
+
+    champion = current_version(settings.models_dir)
+    challenger = _bundle_path(settings, args.version).name
+    if champion == challenger:
+        print(f"{challenger} is already current")
+        return 0
+    reasons: list[str] = []
+    if champion is not None:
+        compare, (a, b), results = _compare(settings, champion, challenger, None, args.labels)
+        print(compare.format_comparison(a, b, results))
+        reasons = compare.gate(
+            results[a]["test split"],
+            results[b]["test split"],
+            settings.promote_max_macro_drop,
+            settings.promote_max_theme_drop,
+        )
+    if reasons and not args.force:
+        for r in reasons:
+            print(f"refused: {r}", file=sys.stderr)
+        print(
+            f"{challenger} was not promoted; {champion} stays current (--force overrides)",
+            file=sys.stderr,
+        )
+        return 1
+    event = set_current_version(
+        settings.models_dir,
+        challenger,
+        "promote",
+        forced=bool(reasons),
+        reason="; ".join(reasons),
+    )
+    if reasons:
+        logging.getLogger("service.registry").warning(
+            "forced promotion of %s despite: %s", challenger, "; ".join(reasons)
+        )
+    print(
+        f"promoted {challenger} (was {event['previous']}); running APIs pick it up with "
+        "POST /v1/admin/reload (or CXTHEMES_WATCH_MODELS_S)"
+    )
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from service.registry import rollback
+
+    event = rollback(settings.models_dir)
+    print(f"rolled back to {event['version']} (from {event['previous']})")
+    return 0
+
+
+def cmd_review_export(args: argparse.Namespace, settings: Settings) -> int:
+    from service.labelstudio import label_config, review_task
+    from service.store import Store
+    from service.taxonomy import load_taxonomy
+
+    store = Store.open(settings.database_url)
+    total, rows = store.review_queue(limit=args.limit, offset=0)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps([review_task(r) for r in rows], ensure_ascii=False, indent=1, default=str),
+        encoding="utf-8",
+    )
+    config = out.with_suffix(".label-config.xml")
+    config.write_text(label_config(load_taxonomy(settings.taxonomy_path)), encoding="utf-8")
+    missing = sum(1 for r in rows if not r.get("text"))
+    print(f"wrote {len(rows)} of {total} review tasks to {out} (labelling interface: {config})")
+    if missing:
+        print(
+            f"{missing} tasks have no text: the store keeps texts only with "
+            "CXTHEMES_STORE_TEXT=true",
+            file=sys.stderr,
+        )
+    return 0
+
+
 # -- keys and database -----------------------------------------------------------------------
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from service.core.config import ApiKey
@@ -380,7 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train the word embeddings (about 3x slower on a CPU)",
     )
     p.add_argument("--version", help="bundle version id (default: cx-<UTC time>)")
-    p.add_argument("--no-current", action="store_true", help="do not make it models/current")
+    p.add_argument("--no-current", action="store_true", help="never make it current")
+    p.add_argument(
+        "--promote", action="store_true", help="make it current without the promotion checks"
+    )
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines in the card")
     p.add_argument("--if-missing", action="store_true", help="do nothing if models/current exists")
     p.set_defaults(func=cmd_train)
@@ -429,6 +602,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="worker processes (each loads the model)")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("models", help="the model registry: list, compare, promote, rollback")
+    models_sub = p.add_subparsers(dest="models_command", required=True)
+    q = models_sub.add_parser("list", help="bundles, the current one, and the history")
+    q.set_defaults(func=cmd_models_list)
+    q = models_sub.add_parser("compare", help="evaluate two models on the frozen test split")
+    q.add_argument("a")
+    q.add_argument("b")
+    q.add_argument("--data", help="an extra labelled JSONL file to compare on")
+    q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_models_compare)
+    q = models_sub.add_parser("promote", help="make a model current if it is not worse")
+    q.add_argument("version")
+    q.add_argument("--force", action="store_true", help="promote despite the checks (logged)")
+    q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
+    q.set_defaults(func=cmd_models_promote)
+    q = models_sub.add_parser("rollback", help="return to the previous current model")
+    q.set_defaults(func=cmd_models_rollback)
+
+    p = sub.add_parser("review", help="the review queue")
+    review_sub = p.add_subparsers(dest="review_command", required=True)
+    q = review_sub.add_parser("export", help="flagged items as Label Studio tasks")
+    q.add_argument("-o", "--output", required=True, help="tasks .json")
+    q.add_argument("--limit", type=int, default=500)
+    q.set_defaults(func=cmd_review_export)
+
     p = sub.add_parser("keys", help="API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
     q = keys_sub.add_parser("create", help="make a key; prints it once and its settings entry")
@@ -459,6 +658,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--second", default="labels/agreement/second_pass.jsonl")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_labels_agreement)
+    q = labels_sub.add_parser("import", help="import labels: CSV, JSONL, Label Studio JSON")
+    q.add_argument("file")
+    q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
+    q.add_argument("--by", help="who labelled or imports them (default: your user name)")
+    q.add_argument("--source", help="source tag for the items (default: import:FILE)")
+    q.set_defaults(func=cmd_labels_import)
     return parser
 
 

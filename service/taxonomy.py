@@ -57,11 +57,14 @@ def parse_taxonomy(data: dict) -> Taxonomy:
     return Taxonomy(version=str(data["version"]), themes=themes, sentiments=sentiments)
 
 
+def taxonomy_text(path: str | Path | None = None) -> str:
+    """The taxonomy file's text: ``path``, or the packaged ``labels/taxonomy.yaml``."""
+    if path is None:
+        return resources.files("labels").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
+    return Path(path).read_text(encoding="utf-8")
+
+
 @lru_cache
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load the taxonomy from ``path``, or the packaged ``labels/taxonomy.yaml``."""
-    if path is None:
-        text = resources.files("labels").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    return parse_taxonomy(yaml.safe_load(text))
+    return parse_taxonomy(yaml.safe_load(taxonomy_text(path)))

@@ -18,13 +18,14 @@ def evaluate(
     labels: Path,
     baselines: bool = True,
     batch_size: int = 32,
+    taxonomy_path: Path | None = None,
 ) -> dict:
     """Figures for the model on ``data`` (default: the frozen test split of ``labels``).
 
     The baselines are trained on the train split of ``labels``, tuned on its dev split, and
     scored on the same evaluation items as the model.
     """
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(taxonomy_path)
     items, problems = load_items(find_label_files(labels), taxonomy)
     if problems.errors:
         raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:20]))

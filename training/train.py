@@ -28,10 +28,11 @@ from transformers import (
     set_seed,
 )
 
-from service.bundle import Bundle, save_bundle, set_current
+from service.bundle import Bundle, save_bundle
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
-from service.taxonomy import Taxonomy, load_taxonomy
+from service.registry import set_current_version
+from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
 from training.data import (
     Item,
     find_label_files,
@@ -75,6 +76,7 @@ class TrainConfig:
     version: str | None = None
     make_current: bool = True
     baselines: bool = True
+    taxonomy_path: Path | None = None  # default: labels/taxonomy.yaml
     extra: dict = field(default_factory=dict)
 
 
@@ -174,17 +176,20 @@ def _selection_metrics(eval_pred) -> dict[str, float]:
 
 
 def evaluate_predictor(predictor: Predictor, items: list[Item], taxonomy: Taxonomy) -> dict:
-    """Full figures for a predictor (thresholds from its bundle) on ``items``."""
-    theme_true, sent_true = label_arrays(items, taxonomy)
+    """Full figures for a predictor (thresholds from its bundle) on ``items``, over the
+    predictor's own themes (an older model may not know a theme added since)."""
+    _, sent_true = label_arrays(items, taxonomy)
+    theme_ids = predictor.theme_ids
+    theme_true = np.array([[int(t in i.themes) for t in theme_ids] for i in items], dtype=int)
     probs, sent_probs = predictor.predict_proba([i.text for i in items])
     theme_pred = (probs >= predictor.thresholds).astype(int)
     return full_report(
-        theme_true,
+        theme_true.reshape(len(items), len(theme_ids)),
         theme_pred,
         sent_true,
         sent_probs.argmax(-1),
         [i.lang for i in items],
-        taxonomy.theme_ids,
+        theme_ids,
         list(taxonomy.sentiments),
     )
 
@@ -196,7 +201,7 @@ def train(config: TrainConfig) -> Path | None:
     and the other processes return None.
     """
     started = time.monotonic()
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(config.taxonomy_path)
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
     if problems.errors:
         raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
@@ -293,7 +298,8 @@ def train(config: TrainConfig) -> Path | None:
         "hyperparameters": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in asdict(config).items()
-            if k not in ("labels", "models_dir", "version", "make_current", "baselines")
+            if k
+            not in ("labels", "models_dir", "version", "make_current", "baselines", "taxonomy_path")
         },
         "training_seconds": round(train_seconds, 1),
         "best_dev_selection": trainer.state.best_metric,
@@ -325,9 +331,16 @@ def train(config: TrainConfig) -> Path | None:
 
     from training.card import render_card
 
-    save_bundle(bundle_path, model, tokenizer, meta, card=render_card(meta))
+    save_bundle(
+        bundle_path,
+        model,
+        tokenizer,
+        meta,
+        card=render_card(meta),
+        taxonomy_text=taxonomy_text(config.taxonomy_path),
+    )
     shutil.rmtree(work_dir, ignore_errors=True)
     if config.make_current:
-        set_current(bundle_path, models_dir)
+        set_current_version(models_dir, bundle_path.name, "train")
     log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
     return bundle_path

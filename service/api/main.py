@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -13,13 +14,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import ModelHolder
 from service.api.observability import BodySizeLimitMiddleware, RequestLogMiddleware, Telemetry
-from service.api.routes import classify, feedback, health, metrics, model, themes
+from service.api.routes import admin, classify, feedback, health, metrics, model, review, themes
 from service.batching import MicroBatcher
-from service.bundle import resolve_model_path
+from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
 from service.predictor import Predictor
 from service.store import Store
-from service.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,14 @@ def create_app(
     batcher.start()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(app_: FastAPI):
         batcher.start()
+        watcher = None
+        if settings.watch_models_s > 0 and not settings.model:
+            watcher = asyncio.create_task(_watch_registry(app_, settings.watch_models_s))
         yield
+        if watcher is not None:
+            watcher.cancel()
         batcher.stop()
         store.close()
 
@@ -113,13 +118,14 @@ def create_app(
     app.state.model = holder
     app.state.store = store
     app.state.telemetry = telemetry
-    app.state.taxonomy = load_taxonomy(settings.taxonomy_path)
+    app.state.taxonomy = bundle_taxonomy(predictor.bundle, settings.taxonomy_path)
+    app.state.reload_lock = asyncio.Lock()
     telemetry.model_info.labels(predictor.model_version).set(1)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health, classify, themes, model, metrics, feedback):
+    for router in (health, classify, themes, model, metrics, feedback, review, admin):
         app.include_router(router.router)
     # Added last = outermost: the size limit sees the body before anything parses it.
     if settings.cors_origins:
@@ -133,3 +139,23 @@ def create_app(
     app.add_middleware(RequestLogMiddleware, telemetry=telemetry)
     log.info("serving model", extra={"model_version": predictor.model_version})
     return app
+
+
+async def _watch_registry(app: FastAPI, every_s: float) -> None:
+    """Reload when the registry's current model changes (a promotion or a rollback)."""
+    from fastapi import HTTPException
+
+    from service.api.routes.admin import reload_model
+    from service.registry import current_version
+
+    settings = app.state.settings
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            wanted = current_version(settings.models_dir)
+            if wanted and wanted != app.state.model.predictor.model_version:
+                await reload_model(app)
+        except HTTPException:
+            pass  # refused: logged by reload_model, the old model stays
+        except Exception:  # never let the watcher die
+            log.exception("watching the model registry failed")

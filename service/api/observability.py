@@ -46,7 +46,9 @@ class Telemetry:
             registry=r,
         )
         self.request_items = Histogram(
-            "cxthemes_request_items", "Items per classify request", buckets=_BATCH_BUCKETS,
+            "cxthemes_request_items",
+            "Items per classify request",
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         self.queue_items = Gauge("cxthemes_queue_items", "Texts waiting for the model", registry=r)

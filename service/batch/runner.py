@@ -276,8 +276,9 @@ class Job:
                     metadata=meta,
                 )
             )
-        version = self.predictor.bundle.meta.get("taxonomy_version", "")
-        return self.store.record(items, version) if items else 0
+        bundle = self.predictor.bundle
+        version = bundle.meta.get("taxonomy_version", "")
+        return self.store.record(items, version, bundle.thresholds) if items else 0
 
     # -- phase 2: assemble -------------------------------------------------------------------
     def _assemble(self, summary: RunSummary) -> None:

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=0.5, description="A theme score this close to its threshold needs review."
     )
     evidence: bool = Field(True, description="Find the sentence that carries each theme.")
+    watch_models_s: float = Field(
+        0.0, ge=0.0, description="Poll the registry every N s and reload on change (0: off)."
+    )
+
+    # Promotion of a challenger
+    promote_max_macro_drop: float = Field(
+        0.005, ge=0.0, description="A challenger may lose at most this much macro F1."
+    )
+    promote_max_theme_drop: float = Field(
+        0.03, ge=0.0, description="... and at most this much F1 on any one theme."
+    )
 
     # API
     host: str = "127.0.0.1"

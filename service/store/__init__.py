@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, text
 
-from service.store import metrics, records
+from service.store import metrics, records, review
 from service.store.engine import create_store_engine, migrate
 from service.store.records import RecordInput
 
@@ -32,8 +32,15 @@ class Store:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def record(self, items: list[RecordInput], taxonomy_version: str) -> int:
-        return records.record(self.engine, items, taxonomy_version, self.store_text)
+    def record(
+        self, items: list[RecordInput], taxonomy_version: str, thresholds: dict | None = None
+    ) -> int:
+        """Store predictions, idempotently by id (``thresholds`` rank the review queue)."""
+        return records.record(self.engine, items, taxonomy_version, self.store_text, thresholds)
+
+    def review_queue(self, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+        """Items flagged for review, most uncertain first: (total, rows)."""
+        return review.review_queue(self.engine, limit, offset)
 
     def erase(self, item_id: str) -> bool:
         return records.erase(self.engine, item_id)

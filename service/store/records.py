@@ -66,8 +66,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def review_margin(scores: Mapping[str, float], thresholds: Mapping[str, float] | None):
+    """How close the nearest theme score is to its threshold (low: a label teaches more)."""
+    if not thresholds:
+        return None
+    gaps = [abs(scores[t] - thresholds[t]) for t in thresholds if t in scores]
+    return round(min(gaps), 6) if gaps else None
+
+
 def build_rows(
-    items: Iterable[RecordInput], taxonomy_version: str, store_text: bool
+    items: Iterable[RecordInput],
+    taxonomy_version: str,
+    store_text: bool,
+    thresholds: Mapping[str, float] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """The ``feedback`` and ``feedback_themes`` rows for ``items`` (the last of a repeated id wins).
 
@@ -99,6 +110,7 @@ def build_rows(
                 "scores": p.scores,
                 "needs_review": p.needs_review,
                 "review_reasons": list(p.review_reasons),
+                "review_margin": review_margin(p.scores, thresholds),
                 "model_version": p.model_version,
                 "taxonomy_version": taxonomy_version,
                 "meta": mask_value(_jsonable(meta)),
@@ -238,10 +250,14 @@ def replace(connection: Connection, item_rows: list[dict], theme_rows: list[dict
 
 
 def record(
-    engine: Engine, items: Iterable[RecordInput], taxonomy_version: str, store_text: bool = False
+    engine: Engine,
+    items: Iterable[RecordInput],
+    taxonomy_version: str,
+    store_text: bool = False,
+    thresholds: Mapping[str, float] | None = None,
 ) -> int:
     """Store ``items`` in one transaction; returns how many distinct ids were written."""
-    item_rows, theme_rows = build_rows(items, taxonomy_version, store_text)
+    item_rows, theme_rows = build_rows(items, taxonomy_version, store_text, thresholds)
     with write_transaction(engine) as connection:
         replace(connection, item_rows, theme_rows)
     return len(item_rows)

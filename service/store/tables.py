@@ -45,6 +45,11 @@ feedback = Table(
     Column("scores", JSON, nullable=False, comment="Every theme's probability."),
     Column("needs_review", Boolean, nullable=False),
     Column("review_reasons", JSON, nullable=False),
+    Column(
+        "review_margin",
+        Float,
+        comment="Smallest distance of a theme score to its threshold: low = uncertain.",
+    ),
     Column("model_version", String(200), nullable=False),
     Column("taxonomy_version", String(32), nullable=False),
     Column("meta", JSON, nullable=False, comment="The caller's metadata, PII masked."),
@@ -53,6 +58,7 @@ feedback = Table(
     Index("ix_feedback_channel_created_at", "channel", "created_at"),
     Index("ix_feedback_segment_created_at", "segment", "created_at"),
     Index("ix_feedback_lang_created_at", "lang", "created_at"),
+    Index("ix_feedback_review_queue", "needs_review", "review_margin"),
 )
 
 feedback_themes = Table(

@@ -89,8 +89,12 @@ async def classify(
             for item, text, p in zip(body.items, texts, predictions, strict=True)
         ]
         try:
+            bundle = model.predictor.bundle
             recorded = await run_in_threadpool(
-                store.record, inputs, model.predictor.bundle.meta.get("taxonomy_version", "")
+                store.record,
+                inputs,
+                bundle.meta.get("taxonomy_version", ""),
+                bundle.thresholds,
             )
         except SQLAlchemyError as exc:
             log.error("recording failed", extra={"error": type(exc).__name__})
@@ -103,9 +107,7 @@ async def classify(
                 headers={"Retry-After": "5"},
             ) from None
         telemetry.recorded.inc(recorded)
-    rows = [
-        ResultRow(**p.as_row(item.id)) for item, p in zip(body.items, predictions, strict=True)
-    ]
+    rows = [ResultRow(**p.as_row(item.id)) for item, p in zip(body.items, predictions, strict=True)]
     # The version that produced these answers, even if a reload happened meanwhile.
     version = predictions[0].model_version if predictions else model.predictor.model_version
     return ClassifyResponse(

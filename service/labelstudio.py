@@ -1,0 +1,62 @@
+"""Label Studio: the labelling config for the taxonomy, and review-queue items as tasks with
+the model's answers as pre-annotations (a labeller corrects instead of starting from zero).
+``cxthemes labels import`` reads the export of these tasks back."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from service.taxonomy import Taxonomy
+
+
+def label_config(taxonomy: Taxonomy) -> str:
+    """The labelling interface: the text, theme choices (several), sentiment (one)."""
+    themes = "\n".join(
+        f"    <Choice value={quoteattr(t.id)} hint={quoteattr(t.name.get('en', t.id))}/>"
+        for t in taxonomy.themes
+    )
+    sentiments = "\n".join(f"    <Choice value={quoteattr(s)}/>" for s in taxonomy.sentiments)
+    return (
+        "<View>\n"
+        '  <Text name="text" value="$text"/>\n'
+        '  <Choices name="themes" toName="text" choice="multiple" showInLine="true">\n'
+        f"{themes}\n  </Choices>\n"
+        '  <Choices name="sentiment" toName="text" choice="single" required="true">\n'
+        f"{sentiments}\n  </Choices>\n"
+        "</View>\n"
+    )
+
+
+def review_task(row: dict) -> dict:
+    """One recorded item as a Label Studio task with the model's prediction."""
+    result = [
+        {
+            "from_name": "themes",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": row["themes"]},
+        },
+        {
+            "from_name": "sentiment",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": [row["sentiment"]]},
+        },
+    ]
+    margin = row.get("review_margin")
+    return {
+        "data": {"id": row["id"], "text": row.get("text"), "lang": row.get("lang")},
+        "predictions": [
+            {
+                "model_version": row["model_version"],
+                # Label Studio sorts by this score: the model's confidence (low = uncertain).
+                "score": None if margin is None else round(margin, 4),
+                "result": result,
+            }
+        ],
+        "meta": {
+            "review_reasons": row.get("review_reasons") or [],
+            "review_margin": margin,
+            "created_at": row["created_at"].isoformat() if row.get("created_at") else None,
+        },
+    }

@@ -1,0 +1,74 @@
+"""The model registry: atomic writes, rollback order, the registry winning over the link."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from service.bundle import BundleError, resolve_model_path
+from service.registry import (
+    current_version,
+    list_models,
+    read_registry,
+    rollback,
+    set_current_version,
+)
+
+
+@pytest.fixture
+def models(tiny_bundle, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for version in ("a", "b", "c"):
+        shutil.copytree(tiny_bundle, folder / version)
+        meta = json.loads((folder / version / "bundle.json").read_text())
+        meta["version"] = version
+        (folder / version / "bundle.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_promotions_and_rollbacks_walk_back_in_order(models):
+    for version in ("a", "b", "c"):
+        set_current_version(models, version, "promote")
+    assert current_version(models) == "c"
+    assert rollback(models)["version"] == "b"
+    assert rollback(models)["version"] == "a"
+    with pytest.raises(BundleError, match="nothing to roll back"):
+        rollback(models)
+    assert resolve_model_path(None, models) == (models / "a").resolve()
+    assert (models / "current").resolve() == (models / "a").resolve()
+    assert [e.version for e in list_models(models) if e.current] == ["a"]
+
+
+def test_a_promotion_killed_midway_changes_nothing(models, monkeypatch):
+    set_current_version(models, "a", "promote")
+    before = (models / "registry.json").read_bytes()
+
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt  # killed just before the rename that would commit it
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        set_current_version(models, "b", "promote")
+    monkeypatch.undo()
+    assert (models / "registry.json").read_bytes() == before
+    assert resolve_model_path(None, models) == (models / "a").resolve()
+
+
+def test_the_registry_wins_over_a_stale_link(models):
+    set_current_version(models, "a", "promote")
+    set_current_version(models, "b", "promote")
+    # A kill between writing the registry and swapping the link leaves the old link.
+    (models / "current").unlink()
+    (models / "current").symlink_to("a")
+    assert resolve_model_path(None, models) == (models / "b").resolve()
+
+
+def test_incomplete_bundles_cannot_be_made_current(models):
+    (models / "c" / "bundle.json").unlink()
+    with pytest.raises(BundleError):
+        set_current_version(models, "c", "promote")
+    assert read_registry(models)["current"] is None
