@@ -23,6 +23,7 @@ base-model: install
 
 model: base-model
 	$(BIN)/cxthemes train --if-missing
+	$(BIN)/cxthemes export-onnx --if-missing
 
 run: model
 	$(BIN)/cxthemes serve --host $(HOST) --port $(PORT)

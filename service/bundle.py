@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -49,6 +50,7 @@ class Bundle:
     meta: dict[str, Any]
     model: ThemeClassifier
     tokenizer: PreTrainedTokenizerBase
+    backend: str = "torch"
 
     @property
     def version(self) -> str:
@@ -121,8 +123,14 @@ def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, meta_path)
 
 
-def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
-    """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken."""
+def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -> Bundle:
+    """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
+
+    ``backend``: ``torch``, ``onnx`` (the bundle's int8 ONNX export, CPU only) or ``auto``
+    (``onnx`` when the bundle has an export and the device is the CPU).
+    """
+    from service.backends import ONNX_DIR, ONNX_INT8
+
     root = Path(path)
     meta = read_meta(root)
     if meta.get("format") != BUNDLE_FORMAT:
@@ -130,19 +138,37 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
     weights = root / WEIGHTS_FILE
     if not weights.is_file():
         raise BundleError(f"{root}: missing {WEIGHTS_FILE}")
+    onnx_path = root / ONNX_DIR / ONNX_INT8
+    if backend == "auto":
+        backend = "onnx" if onnx_path.is_file() and device == "cpu" else "torch"
+    if backend not in ("torch", "onnx"):
+        raise BundleError(f"unknown backend {backend!r}: use torch, onnx or auto")
     try:
-        config = AutoConfig.from_pretrained(root / ENCODER_DIR)
         tokenizer = AutoTokenizer.from_pretrained(root)
-        model = ThemeClassifier(
-            load_encoder("", config=config),
-            n_themes=len(meta["theme_ids"]),
-            n_sentiments=len(meta["sentiment_labels"]),
-        )
-        model.load_state_dict(load_file(str(weights)), strict=True)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        if backend == "onnx":
+            if not onnx_path.is_file():
+                raise BundleError(
+                    f"{root}: no ONNX export ({ONNX_DIR}/{ONNX_INT8}); run cxthemes export-onnx"
+                )
+            from service.backends.onnx_model import OnnxThemeClassifier
+
+            model = OnnxThemeClassifier(onnx_path, weights)
+        else:
+            config = AutoConfig.from_pretrained(root / ENCODER_DIR)
+            model = ThemeClassifier(
+                load_encoder("", config=config),
+                n_themes=len(meta["theme_ids"]),
+                n_sentiments=len(meta["sentiment_labels"]),
+            )
+            model.load_state_dict(load_file(str(weights)), strict=True)
+            model.eval().to(torch.device(device))
+    except BundleError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise BundleError(f"{root}: cannot load bundle: {exc}") from exc
-    model.eval().to(torch.device(device))
-    return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer)
+    except Exception as exc:  # onnxruntime raises its own types for a broken graph
+        raise BundleError(f"{root}: cannot load bundle: {type(exc).__name__}: {exc}") from exc
+    return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer, backend=backend)
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:

@@ -165,6 +165,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     predictor = Predictor.from_path(
         model_path,
         device=settings.device,
+        backend=settings.backend,
         batch_size=args.batch_size or settings.batch_size,
         max_length=settings.max_length,
         review_margin=settings.review_margin,
@@ -423,6 +424,30 @@ def cmd_review_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- export --------------------------------------------------------------------------------
+def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
+    export = _training("export")
+    from service.backends import ONNX_DIR, ONNX_INT8
+    from service.bundle import resolve_model_path
+
+    path = resolve_model_path(args.model, settings.models_dir)
+    if args.if_missing and (path / ONNX_DIR / ONNX_INT8).is_file():
+        print(f"{path.name} already has an ONNX export")
+        return 0
+    texts, test, taxonomy = [], [], None
+    if args.check_texts:
+        data = _training("data")
+        from service.taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy(settings.taxonomy_path)
+        items, _ = data.load_items(data.find_label_files(Path(settings.labels_dir)), taxonomy)
+        test = data.split_items(items)["test"]
+        texts = [i.text for i in test][: args.check_texts]
+    figures = export.export_onnx(path, texts, check_items=test, taxonomy=taxonomy)
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
 # -- keys and database -----------------------------------------------------------------------
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from service.core.config import ApiKey
@@ -627,6 +652,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", required=True, help="tasks .json")
     q.add_argument("--limit", type=int, default=500)
     q.set_defaults(func=cmd_review_export)
+
+    p = sub.add_parser("export-onnx", help="add an int8 ONNX export to a bundle (fast CPU)")
+    p.add_argument("--model", help="bundle path (default: the current model)")
+    p.add_argument(
+        "--check-texts",
+        type=int,
+        default=2000,
+        help="test-split texts to measure int8 vs torch agreement on (0: skip)",
+    )
+    p.add_argument("--if-missing", action="store_true", help="do nothing if already exported")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("keys", help="API keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)

@@ -94,9 +94,11 @@ class Predictor:
         self._prefix_tokens = len(self._tokenize([self.prefix])["input_ids"][0])
 
     @classmethod
-    def from_path(cls, path: str | Path, device: str = "cpu", **kwargs: object) -> Predictor:
-        """Load the bundle at ``path`` and wrap it."""
-        return cls(load_bundle(path, device=device), **kwargs)
+    def from_path(
+        cls, path: str | Path, device: str = "cpu", backend: str = "torch", **kwargs: object
+    ) -> Predictor:
+        """Load the bundle at ``path`` (with the ``torch``, ``onnx`` or ``auto`` backend)."""
+        return cls(load_bundle(path, device=device, backend=backend), **kwargs)
 
     @property
     def model_version(self) -> str:

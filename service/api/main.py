@@ -60,6 +60,7 @@ def load_predictor(settings: Settings) -> Predictor:
     return Predictor.from_path(
         resolve_model_path(settings.model, settings.models_dir),
         device=settings.device,
+        backend=settings.backend,
         batch_size=settings.batch_size,
         max_length=settings.max_length,
         review_margin=settings.review_margin,

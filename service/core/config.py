@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     # Inference
     device: str = "cpu"
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="auto: the bundle's int8 ONNX export when it has one, else torch."
+    )
     torch_threads: int | None = Field(None, description="Intra-op threads; default: torch's.")
     batch_size: int = Field(32, ge=1, le=1024)
     max_length: int = Field(256, ge=16, le=512, description="Tokens per window, specials included.")

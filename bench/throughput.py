@@ -1,0 +1,70 @@
+"""Texts/s on a fixed corpus of real texts (mixed Chinese reviews and English tweets):
+(a) ``transformers.pipeline`` with default settings, (b) the torch backend, (c) the int8
+ONNX backend, all in one run, with ratios.
+
+    .venv/bin/python bench/throughput.py [--n 5000] [--pipeline-n 1000] [--model M]
+
+(a) runs over the first ``--pipeline-n`` texts (it is the slow one: one text at a time);
+its rate is texts/s like the others. (b) and (c) use the predictor exactly as the API and
+``cxthemes score`` do (length-sorted batches, windows, evidence from the same pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.batch_scoring import plain_pipeline  # noqa: E402
+from bench.corpus import real_texts  # noqa: E402
+
+
+def rate(fn, texts) -> tuple[float, float]:
+    started = time.perf_counter()
+    fn(texts)
+    seconds = time.perf_counter() - started
+    return len(texts) / seconds, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--pipeline-n", type=int, default=1000)
+    parser.add_argument("--model")
+    args = parser.parse_args()
+
+    import torch
+
+    from service.bundle import resolve_model_path
+    from service.predictor import Predictor
+
+    bundle = resolve_model_path(args.model, ROOT / "models")
+    texts = real_texts(args.n)
+    tokens = Predictor.from_path(bundle, backend="onnx").bundle.tokenizer(texts)["input_ids"]
+    mean_tokens = sum(len(t) for t in tokens) / len(tokens)
+    print(
+        f"{len(texts):,} real texts, {mean_tokens:.0f} tokens on average; bundle "
+        f"{bundle.name}; torch threads {torch.get_num_threads()}"
+    )
+    rows = []
+    pipe = plain_pipeline(bundle)
+    r_a, s_a = rate(pipe, texts[: args.pipeline_n])
+    rows.append(("(a) transformers.pipeline, defaults", args.pipeline_n, s_a, r_a))
+    for name, backend in (("(b) torch backend", "torch"), ("(c) ONNX int8 backend", "onnx")):
+        predictor = Predictor.from_path(bundle, backend=backend)
+        predictor.predict(texts[:64])  # warm-up
+        r, s = rate(predictor.predict, texts)
+        rows.append((name, len(texts), s, r))
+    print("\n| engine | texts | seconds | texts/s | vs (a) |\n|---|---|---|---|---|")
+    for name, n, s, r in rows:
+        print(f"| {name} | {n:,} | {s:.1f} | {r:.1f} | {r / r_a:.2f}x |")
+    r_b, r_c = rows[1][3], rows[2][3]
+    print(f"\n(c)/(a) = {r_c / r_a:.2f}x (target >= 5x); (c)/(b) = {r_c / r_b:.2f}x (target >= 2x)")
+
+
+if __name__ == "__main__":
+    main()

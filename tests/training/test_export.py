@@ -1,0 +1,84 @@
+"""ONNX export and the int8 backend on the tiny model: the fp32 graph matches torch, the int8
+model makes the same decisions wherever a score is not right at its threshold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
+from service.bundle import load_bundle
+from service.predictor import Predictor
+from service.taxonomy import load_taxonomy
+from training.data import load_items
+from training.export import export_onnx
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_bundle, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
+    shutil.copytree(tiny_bundle, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def texts(small_labels):
+    items, _ = load_items([small_labels], load_taxonomy())
+    return [i.text for i in items][:400]
+
+
+def test_export_records_files_and_agreement(exported, texts):
+    figures = export_onnx(exported, texts)
+    assert (exported / ONNX_DIR / ONNX_FP32).is_file() and (
+        exported / ONNX_DIR / ONNX_INT8
+    ).is_file()
+    assert not (exported / f"{ONNX_DIR}.partial").exists()
+    meta = json.loads((exported / "bundle.json").read_text())
+    assert meta["onnx"]["n_check_texts"] == len(texts)
+    assert meta["onnx"]["sentiment_agrees"] >= 0.95
+    assert figures["max_abs_theme_prob_diff"] < 0.05
+    # int8 is half the size or less (the embedding matrix dominates the tiny model too)
+    int8 = (exported / ONNX_DIR / ONNX_INT8).stat().st_size
+    assert int8 < 0.5 * (exported / ONNX_DIR / ONNX_FP32).stat().st_size
+
+
+def test_fp32_graph_matches_torch(exported, texts):
+    import onnxruntime as ort
+
+    bundle = load_bundle(exported, backend="torch")
+    enc = bundle.tokenizer(["query: " + t for t in texts[:16]], padding=True, return_tensors="pt")
+    expected = bundle.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    session = ort.InferenceSession(str(exported / ONNX_DIR / ONNX_FP32))
+    theme, sentiment, _ = session.run(
+        None,
+        {"input_ids": enc["input_ids"].numpy(), "attention_mask": enc["attention_mask"].numpy()},
+    )
+    assert np.abs(theme - expected["theme_logits"].detach().numpy()).max() < 1e-4
+    assert np.abs(sentiment - expected["sentiment_logits"].detach().numpy()).max() < 1e-4
+
+
+def test_int8_decisions_agree_away_from_thresholds(exported, texts):
+    torch_p = Predictor.from_path(exported, backend="torch", evidence=False)
+    onnx_p = Predictor.from_path(exported, backend="onnx", evidence=False)
+    assert onnx_p.bundle.backend == "onnx"
+    a, _ = torch_p.predict_proba(texts)
+    b, _ = onnx_p.predict_proba(texts)
+    # The tiny model's scores crowd around its thresholds, so compare the decisions that are
+    # not a rounding error away from flipping; the real model's figure is in its bundle.json.
+    clear = np.abs(a - torch_p.thresholds) > 0.03
+    same = (a >= torch_p.thresholds) == (b >= onnx_p.thresholds)
+    assert clear.sum() > 100 and same[clear].mean() >= 0.99
+
+
+def test_auto_backend_and_evidence_on_onnx(exported):
+    predictor = Predictor.from_path(exported, backend="auto")
+    assert predictor.bundle.backend == "onnx"
+    row = predictor.predict(["The app crashes daily. The price went up again. I want a human."])[0]
+    assert set(row.evidence) == set(row.themes)
+    assert all(
+        s in "The app crashes daily. The price went up again. I want a human."
+        for s in row.evidence.values()
+    )
