@@ -10,11 +10,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import ModelHolder
 from service.api.observability import BodySizeLimitMiddleware, RequestLogMiddleware, Telemetry
-from service.api.routes import admin, classify, feedback, health, metrics, model, review, themes
+from service.api.routes import (
+    admin,
+    classify,
+    dashboard,
+    feedback,
+    health,
+    metrics,
+    model,
+    review,
+    themes,
+)
 from service.batching import MicroBatcher
 from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
@@ -126,8 +137,9 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health, classify, themes, model, metrics, feedback, review, admin):
+    for router in (health, classify, themes, model, metrics, feedback, review, admin, dashboard):
         app.include_router(router.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     # Added last = outermost: the size limit sees the body before anything parses it.
     if settings.cors_origins:
         app.add_middleware(

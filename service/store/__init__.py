@@ -51,6 +51,10 @@ class Store:
     def summary(self, start: datetime, end: datetime, **kwargs) -> metrics.Summary:
         return metrics.summary(self.engine, start, end, **kwargs)
 
+    def examples(self, theme: str, start: datetime, end: datetime, limit: int = 3) -> list[dict]:
+        """Stored (masked) texts for ``theme`` with their evidence (needs ``store_text``)."""
+        return metrics.examples(self.engine, theme, start, end, limit)
+
     def close(self) -> None:
         self.engine.dispose()
 

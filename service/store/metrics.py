@@ -221,3 +221,20 @@ def summary(
             stat.share_change = stat.share - before / n_before
         themes.append(stat)
     return Summary(n_now, review_now, n_before, themes)
+
+
+def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: int) -> list[dict]:
+    """Recent stored (masked) texts mentioning ``theme``, with their evidence sentence; empty
+    unless the store keeps texts."""
+    from service.store.tables import feedback, feedback_themes
+
+    t, f = feedback_themes.c, feedback.c
+    query = (
+        select(f.id, f.created_at, f.channel, f.sentiment, f.text, t.evidence, t.score)
+        .select_from(feedback_themes.join(feedback, f.id == t.feedback_id))
+        .where(t.theme == theme, t.created_at >= start, t.created_at < end, f.text.is_not(None))
+        .order_by(t.score.desc(), t.created_at.desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(query)]

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from service.api.deps import MetricsScope, SettingsDep, StoreDep
 from service.api.schemas import (
@@ -178,4 +179,42 @@ async def summary(
         review_share=round(review_share, 6),
         top_themes=[_metric(t) for t in top],
         rising_themes=[_metric(t) for t in rising],
+    )
+
+
+class Example(BaseModel):
+    id: str
+    created_at: datetime
+    channel: str | None
+    sentiment: str
+    text: str
+    evidence: str | None = Field(None, description="The sentence that carries the theme.")
+
+
+class ExamplesResponse(BaseModel):
+    theme: str
+    store_text: bool = Field(..., description="False: texts are not stored, so none to show.")
+    examples: list[Example]
+
+
+@router.get("/examples", response_model=ExamplesResponse)
+async def theme_examples(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    theme: Annotated[str, Query(description="A theme id.")],
+    start: Start = None,
+    end: End = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 3,
+) -> ExamplesResponse:
+    """A few masked example texts for a theme, the highest-scoring first, with the evidence
+    sentence (only when the store keeps texts)."""
+    start_, end_ = _window(start, end, settings.metrics_default_days)
+    if theme not in request.app.state.taxonomy.theme_ids:
+        raise HTTPException(
+            422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
+        )
+    rows = await run_in_threadpool(store.examples, theme, start_, end_, limit)
+    return ExamplesResponse(
+        theme=theme, store_text=settings.store_text, examples=[Example(**r) for r in rows]
     )
