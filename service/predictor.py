@@ -87,7 +87,11 @@ class Predictor:
         self.prefix = bundle.meta.get("text_prefix", "")
         self.theme_ids = bundle.theme_ids
         self.sentiments = bundle.sentiment_labels
-        self.thresholds = np.array([bundle.thresholds[t] for t in self.theme_ids], dtype=np.float32)
+        # Rounded like the scores we report, so a caller can recompute every decision from
+        # the reported scores and thresholds (no float32 edge case at the 4th decimal).
+        self.thresholds = np.array(
+            [_round(bundle.thresholds[t]) for t in self.theme_ids], dtype=np.float64
+        )
         self.languages = set(bundle.meta.get("languages", []))
         self.device = next(bundle.model.parameters()).device
         # Room for the prefix and the special tokens inside each window.
@@ -269,7 +273,7 @@ class Predictor:
         for i, text in enumerate(texts):
             scores = text_theme[i]
             sent = text_sent[i] / max(weights[i], 1e-9)
-            chosen = [k for k in range(n_themes) if scores[k] >= self.thresholds[k]]
+            chosen = [k for k in range(n_themes) if _round(scores[k]) >= self.thresholds[k]]
             reasons = []
             if np.any(np.abs(scores - self.thresholds) < self.review_margin):
                 reasons.append("score_near_threshold")
