@@ -126,10 +126,12 @@ def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
 def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -> Bundle:
     """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
 
-    ``backend``: ``torch``, ``onnx`` (the bundle's int8 ONNX export, CPU only) or ``auto``
-    (``onnx`` when the bundle has an export and the device is the CPU).
+    ``backend``: ``torch``, ``onnx`` (the bundle's ONNX export, CPU only: the int8 graph if
+    its export passed the accuracy gate, else the fp32 graph) or ``auto`` (``onnx`` when the
+    bundle has an export and the device is the CPU). ``onnx-int8`` and ``onnx-fp32`` pick a
+    graph explicitly.
     """
-    from service.backends import ONNX_DIR, ONNX_INT8
+    from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 
     root = Path(path)
     meta = read_meta(root)
@@ -138,17 +140,24 @@ def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -
     weights = root / WEIGHTS_FILE
     if not weights.is_file():
         raise BundleError(f"{root}: missing {WEIGHTS_FILE}")
-    onnx_path = root / ONNX_DIR / ONNX_INT8
+    # The int8 graph when its export passed the accuracy gate, else the exact fp32 graph.
+    int8_ok = (meta.get("onnx") or {}).get("int8_accepted", False)
+    if backend == "onnx-int8":  # explicit graphs, for the export's checks and benchmarks
+        int8_ok, backend = True, "onnx"
+    elif backend == "onnx-fp32":
+        int8_ok, backend = False, "onnx"
+    onnx_path = root / ONNX_DIR / (ONNX_INT8 if int8_ok else ONNX_FP32)
     if backend == "auto":
         backend = "onnx" if onnx_path.is_file() and device == "cpu" else "torch"
     if backend not in ("torch", "onnx"):
-        raise BundleError(f"unknown backend {backend!r}: use torch, onnx or auto")
+        raise BundleError(f"unknown backend {backend!r}: use auto, torch or onnx")
     try:
         tokenizer = AutoTokenizer.from_pretrained(root)
         if backend == "onnx":
             if not onnx_path.is_file():
                 raise BundleError(
-                    f"{root}: no ONNX export ({ONNX_DIR}/{ONNX_INT8}); run cxthemes export-onnx"
+                    f"{root}: no ONNX export ({onnx_path.relative_to(root)}); "
+                    "run cxthemes export-onnx"
                 )
             from service.backends.onnx_model import OnnxThemeClassifier
 

@@ -62,7 +62,7 @@ def test_fp32_graph_matches_torch(exported, texts):
 
 def test_int8_decisions_agree_away_from_thresholds(exported, texts):
     torch_p = Predictor.from_path(exported, backend="torch", evidence=False)
-    onnx_p = Predictor.from_path(exported, backend="onnx", evidence=False)
+    onnx_p = Predictor.from_path(exported, backend="onnx-int8", evidence=False)
     assert onnx_p.bundle.backend == "onnx"
     a, _ = torch_p.predict_proba(texts)
     b, _ = onnx_p.predict_proba(texts)
@@ -71,6 +71,16 @@ def test_int8_decisions_agree_away_from_thresholds(exported, texts):
     clear = np.abs(a - torch_p.thresholds) > 0.03
     same = (a >= torch_p.thresholds) == (b >= onnx_p.thresholds)
     assert clear.sum() > 100 and same[clear].mean() >= 0.99
+
+
+def test_the_int8_gate_picks_the_graph(exported):
+    meta = json.loads((exported / "bundle.json").read_text())
+    chosen = load_bundle(exported, backend="onnx").model.onnx_path.name
+    assert chosen == (ONNX_INT8 if meta["onnx"]["int8_accepted"] else ONNX_FP32)
+    meta["onnx"]["int8_accepted"] = False
+    (exported / "bundle.json").write_text(json.dumps(meta))
+    assert load_bundle(exported, backend="onnx").model.onnx_path.name == ONNX_FP32
+    assert load_bundle(exported, backend="onnx-int8").model.onnx_path.name == ONNX_INT8
 
 
 def test_auto_backend_and_evidence_on_onnx(exported):
