@@ -69,7 +69,8 @@ def main() -> None:
     for name, n, s, r in rows:
         print(f"| {name} | {n:,} | {s:.1f} | {r:.1f} | {r / r_a:.2f}x |")
     r_b, r_c = rows[1][3], rows[3][3]
-    print(f"\n(c)/(a) = {r_c / r_a:.2f}x (target >= 5x); (c)/(b) = {r_c / r_b:.2f}x (target >= 2x)")
+    print(f"\nint8 graph: (c')/(a) = {r_c / r_a:.2f}x (target >= 5x), (c')/(b) = {r_c / r_b:.2f}x"
+          " (target >= 2x)")
 
 
 if __name__ == "__main__":
