@@ -19,7 +19,16 @@ OUTPUT_FORMATS = {
     ".parquet": "parquet",
     ".xlsx": "xlsx",
 }
-XLSX_MAX_ROWS = 1_048_575  # Excel's limit, less the header
+XLSX_MAX_ROWS = 1_048_575
+_KEYS = (
+    "themes",
+    "scores",
+    "sentiment",
+    "sentiment_scores",
+    "needs_review",
+    "review_reasons",
+    "evidence",
+)  # Excel's limit, less the header
 
 
 def output_format(path: Path) -> str:
@@ -37,31 +46,11 @@ class PredictionColumns:
 
     def __init__(self, theme_ids: list[str], sentiments: list[str], prefix: str, with_lang: bool):
         self.theme_ids, self.sentiments, self.prefix = theme_ids, sentiments, prefix
-        self.nested_names = [
-            "themes",
-            "scores",
-            "sentiment",
-            "sentiment_scores",
-            "needs_review",
-            "review_reasons",
-            "evidence",
-        ] + (["lang"] if with_lang else [])
-        self.nested_names = [prefix + n for n in self.nested_names + ["model_version"]]
-        flat = (
-            [
-                "themes",
-                *(f"score_{t}" for t in theme_ids),
-                "sentiment",
-                *(f"sentiment_{s}" for s in sentiments),
-                "needs_review",
-                "review_reasons",
-                "evidence",
-            ]
-            + (["lang"] if with_lang else [])
-            + ["model_version"]
-        )
-        self.flat_names = [prefix + n for n in flat]
         self.with_lang = with_lang
+        # The prediction row's keys, in output order: one list for nested and flat names.
+        self.keys = list(_KEYS) + (["lang"] if with_lang else []) + ["model_version"]
+        self.nested_names = [prefix + k for k in self.keys]
+        self.flat_names = list(self.flat(None, lists=False))
 
     def check_collisions(self, input_columns: list[str], fmt: str, path: Path) -> None:
         names = self.nested_names if fmt == "jsonl" else self.flat_names
@@ -73,29 +62,27 @@ class PredictionColumns:
             )
 
     def nested(self, p: dict) -> dict:
-        keys = [
-            "themes",
-            "scores",
-            "sentiment",
-            "sentiment_scores",
-            "needs_review",
-            "review_reasons",
-            "evidence",
-        ] + (["lang"] if self.with_lang else [])
-        return {self.prefix + k: p[k] for k in keys + ["model_version"]}
+        return {self.prefix + k: p[k] for k in self.keys}
 
-    def flat(self, p: dict, lists: bool) -> dict:
-        """One value per column; ``lists``: themes as a list (Parquet), else ';'-joined."""
-        out: dict[str, Any] = {"themes": p["themes"] if lists else ";".join(p["themes"])}
-        out.update({f"score_{t}": p["scores"][t] for t in self.theme_ids})
-        out["sentiment"] = p["sentiment"]
-        out.update({f"sentiment_{s}": p["sentiment_scores"][s] for s in self.sentiments})
-        out["needs_review"] = p["needs_review"]
-        out["review_reasons"] = ";".join(p["review_reasons"])
-        out["evidence"] = json.dumps(p["evidence"], ensure_ascii=False)
-        if self.with_lang:
-            out["lang"] = p["lang"]
-        out["model_version"] = p["model_version"]
+    def flat(self, p: dict | None, lists: bool) -> dict:
+        """One value per column (``p=None``: the column names only); ``lists``: themes as a
+        list (Parquet), else ';'-joined."""
+        out: dict[str, Any] = {}
+        for key in self.keys:
+            if key == "scores":
+                out.update({f"score_{t}": p and p["scores"][t] for t in self.theme_ids})
+            elif key == "sentiment_scores":
+                out.update({f"sentiment_{s}": p and p[key][s] for s in self.sentiments})
+            elif p is None:
+                out[key] = None
+            elif key == "themes":
+                out[key] = p[key] if lists else ";".join(p[key])
+            elif key == "review_reasons":
+                out[key] = ";".join(p[key])
+            elif key == "evidence":
+                out[key] = json.dumps(p[key], ensure_ascii=False)
+            else:
+                out[key] = p[key]
         return {self.prefix + k: v for k, v in out.items()}
 
     def arrow_fields(self) -> list:

@@ -42,6 +42,13 @@ def _window(start: datetime | None, end: datetime | None, default_days: int):
     return start_, end_
 
 
+def _check_theme(request: Request, theme: str | None) -> None:
+    if theme is not None and theme not in request.app.state.taxonomy.theme_ids:
+        raise HTTPException(
+            422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
+        )
+
+
 def _wants_csv(request: Request) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
@@ -79,11 +86,8 @@ async def theme_metrics(
     """Per period (and group): feedback count, each theme's count, share and sentiment split,
     and its change against the previous period."""
     start_, end_ = _window(start, end, settings.metrics_default_days)
+    _check_theme(request, theme)
     taxonomy = request.app.state.taxonomy
-    if theme is not None and theme not in taxonomy.theme_ids:
-        raise HTTPException(
-            422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
-        )
     sentiments = list(taxonomy.sentiments)
     periods = await run_in_threadpool(
         store.theme_metrics,
@@ -210,10 +214,7 @@ async def theme_examples(
     """A few masked example texts for a theme, the highest-scoring first, with the evidence
     sentence (only when the store keeps texts)."""
     start_, end_ = _window(start, end, settings.metrics_default_days)
-    if theme not in request.app.state.taxonomy.theme_ids:
-        raise HTTPException(
-            422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
-        )
+    _check_theme(request, theme)
     rows = await run_in_threadpool(store.examples, theme, start_, end_, limit)
     return ExamplesResponse(
         theme=theme, store_text=settings.store_text, examples=[Example(**r) for r in rows]
