@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install base-model model run test test-fast lint train evaluate lock clean
+.PHONY: install base-model model run test test-fast lint audit train evaluate lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Known vulnerabilities in the pinned dependencies (PyPI advisory database); fails on any found.
+# AUDIT_FLAGS=--strict also fails when a package could not be checked (e.g. the advisory API is
+# unreachable from a mirror-only network).
+audit: install
+	$(BIN)/pip-audit -r constraints.txt --no-deps --disable-pip --progress-spinner off $(AUDIT_FLAGS)
 
 train: base-model
 	$(BIN)/cxthemes train
