@@ -274,6 +274,11 @@ def train(config: TrainConfig) -> Path | None:
     trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict per log step
     trainer.train()
     train_seconds = time.monotonic() - started
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Training was the only collective work: release NCCL/gloo so every rank exits cleanly
+        # while the main process goes on to evaluate and write the bundle alone.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if not trainer.is_world_process_zero():
         return None
     model = trainer.model.to("cpu").eval()
