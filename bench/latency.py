@@ -12,75 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import real_texts  # noqa: E402
-
-
-def short_texts(tokenizer, n: int) -> list[str]:
-    texts = [t for t in real_texts(4 * n) if len(tokenizer("query: " + t)["input_ids"]) <= 64]
-    return texts[:n]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def load(url: str, texts: list[str], clients: int, total: int, seconds: float):
-    latencies: list[float] = []
-    errors = 0
-    sent = 0
-    deadline = time.perf_counter() + seconds
-
-    async def client(k: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors, sent
-        while sent < total and time.perf_counter() < deadline:
-            sent += 1
-            text = texts[sent % len(texts)]
-            started = time.perf_counter()
-            try:
-                r = await http.post(url, json={"items": [{"id": str(sent), "text": text}]})
-                if r.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=clients)) as h:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(k, h) for k in range(clients)))
-        elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100)
-    return {
-        "clients": clients,
-        "requests": len(latencies),
-        "p50": q[49] * 1000,
-        "p95": q[94] * 1000,
-        "p99": q[98] * 1000,
-        "rps": len(latencies) / elapsed,
-        "errors": errors,
-    }
+from bench._server import closed_loop, peak_rss_mb, serve, short_texts  # noqa: E402
 
 
 def main() -> None:
@@ -104,55 +43,14 @@ def main() -> None:
     backend = predictor.bundle.backend
     del predictor
 
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "CXTHEMES_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-            "CXTHEMES_BACKEND": args.backend,
-            "CXTHEMES_LOG_LEVEL": "warning",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--model",
-                str(bundle),
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(240):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            asyncio.run(load(f"{base}/v1/classify", texts, 4, 40, 30))  # warm-up
-            results = [
-                asyncio.run(
-                    load(
-                        f"{base}/v1/classify",
-                        texts,
-                        c,
-                        args.requests * max(1, c // 4),
-                        args.seconds,
-                    )
-                )
-                for c in (1, 8, 32)
-            ]
-            rss = peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(30)
+    with serve(bundle, backend=args.backend) as server:
+        url = f"{server.base}/v1/classify"
+        asyncio.run(closed_loop(url, texts, 4, 40, 30))  # warm-up
+        results = [
+            asyncio.run(closed_loop(url, texts, c, args.requests * max(1, c // 4), args.seconds))
+            for c in (1, 8, 32)
+        ]
+        rss = peak_rss_mb(server.pid)
     print(
         f"bundle {bundle.name}, backend {backend}; {len(texts)} short real texts "
         f"(<= 64 tokens); offline batch throughput {offline:.1f} texts/s"

@@ -3,8 +3,12 @@
 Requests wait in a bounded queue; one worker thread takes as many whole requests as fit in
 ``max_items`` texts (waiting at most ``max_wait_s`` after the first arrived for others to
 join), runs the model once and hands each request its slice. When the queue holds
-``queue_max_items`` texts, new requests are refused at once with :class:`QueueFull` (the API
-answers 503 with Retry-After) instead of piling up memory and latency.
+``queue_max_items`` texts, or when the texts already queued would take longer than
+``queue_max_wait_s`` to score at the measured rate, new requests are refused at once with
+:class:`QueueFull` (the API answers 503 with Retry-After) instead of piling up memory and
+latency. The time bound is the one that matters under overload: on a 2-core CPU the default
+2048 texts are about a minute of work, so without it an overloaded service answers every
+request, late, past its clients' timeouts, and takes as long to recover.
 """
 
 from __future__ import annotations
@@ -52,11 +56,13 @@ class MicroBatcher:
         max_wait_s: float = 0.005,
         queue_max_items: int = 2048,
         on_batch: Callable[[int, float], None] | None = None,
+        queue_max_wait_s: float = 0.0,
     ) -> None:
         self._predict = predict
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self.queue_max_items = queue_max_items
+        self.queue_max_wait_s = queue_max_wait_s  # 0: no time bound
         self._on_batch = on_batch
         self._queue: deque[_Request] = deque()
         self._queued_items = 0
@@ -101,15 +107,22 @@ class MicroBatcher:
             if self._stopping or self._thread is None:
                 raise RuntimeError("the micro-batcher is not running")
             # An oversized request is still admitted into an empty queue, so it can never starve.
-            if self._queued_items and self._queued_items + len(texts) > self.queue_max_items:
+            if self._queued_items and (
+                self._queued_items + len(texts) > self.queue_max_items
+                or 0 < self.queue_max_wait_s < self._expected_wait_s()
+            ):
                 raise QueueFull(self._retry_after())
             self._queue.append(request)
             self._queued_items += len(texts)
             self._cond.notify()
         return await request.future
 
+    def _expected_wait_s(self) -> float:
+        """Seconds the texts already queued (or in the model) take at the measured rate."""
+        return self._queued_items / max(self._items_per_s, 1e-3)
+
     def _retry_after(self) -> int:
-        return max(1, min(60, math.ceil(self._queued_items / max(self._items_per_s, 1e-3))))
+        return max(1, min(60, math.ceil(self._expected_wait_s())))
 
     def _take_batch(self) -> list[_Request] | None:
         with self._cond:

@@ -99,6 +99,7 @@ def create_app(
         max_wait_s=settings.microbatch_max_wait_ms / 1000,
         queue_max_items=settings.queue_max_items,
         on_batch=telemetry.observe_batch,
+        queue_max_wait_s=settings.queue_max_wait_s,
     )
     holder = ModelHolder(predictor, batcher)
     holder_ref.append(holder)

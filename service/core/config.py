@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     queue_max_items: int = Field(
         2048, ge=1, description="Texts queued or in the model at most; beyond: 503."
     )
+    queue_max_wait_s: float = Field(
+        5.0,
+        ge=0.0,
+        description="503 when the texts queued would take longer than this to score at the "
+        "measured rate (0: off; then only queue_max_items bounds the wait).",
+    )
 
     # Metrics store
     database_url: str = Field(

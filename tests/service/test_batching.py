@@ -86,6 +86,37 @@ def test_full_queue_refuses_with_retry_after_then_recovers():
     batcher.stop()
 
 
+@pytest.mark.parametrize("bound_s", [0.05, 0.0])
+def test_time_bound_refuses_before_the_item_bound_when_on(bound_s):
+    """Overload is shed by expected wait (queued texts / measured rate), not only by count."""
+    model = SlowModel()
+    model.gate.clear()
+    batcher = MicroBatcher(
+        model, max_items=2, max_wait_s=0.0, queue_max_items=1000, queue_max_wait_s=bound_s
+    )
+    batcher.start()
+
+    async def main():
+        first = asyncio.ensure_future(batcher.submit(["a", "b"]))
+        await asyncio.sleep(0.05)
+        # 2 texts in the model at the 50 texts/s prior: 0.04 s of work, under the 0.05 s bound.
+        second = asyncio.ensure_future(batcher.submit(["c", "d"]))
+        await asyncio.sleep(0.05)
+        third = asyncio.ensure_future(batcher.submit(["e"]))  # 4 texts ahead: 0.08 s
+        await asyncio.sleep(0.05)
+        refused = third.done() and isinstance(third.exception(), QueueFull)
+        model.gate.set()
+        await asyncio.gather(first, second)
+        if not refused:
+            await third
+        return refused, await batcher.submit(["later"])
+
+    refused, later = run(main())
+    batcher.stop()
+    assert refused is (bound_s > 0)
+    assert later == ["later|None"]
+
+
 def test_a_failing_batch_fails_its_requests_and_the_worker_lives_on():
     model = SlowModel()
     batcher = MicroBatcher(model, max_items=8, max_wait_s=0.0)
