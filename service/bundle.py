@@ -36,6 +36,8 @@ WEIGHTS_FILE = "model.safetensors"
 ENCODER_DIR = "encoder"
 CURRENT_LINK = "current"
 TAXONOMY_FILE = "taxonomy.yaml"
+TOKENIZER_FILE = "tokenizer.json"
+REQUIRED_META = ("version", "theme_ids", "sentiment_labels", "thresholds", "taxonomy_version")
 
 
 class BundleError(RuntimeError):
@@ -77,10 +79,10 @@ def save_bundle(
     card: str | None = None,
     taxonomy_text: str | None = None,
 ) -> Path:
-    """Write a bundle atomically: into ``<path>.partial``, then renamed into place.
-    ``taxonomy_text``: the taxonomy file the model was trained with, kept beside it."""
-    required = {"version", "theme_ids", "sentiment_labels", "thresholds", "taxonomy_version"}
-    missing = required - meta.keys()
+    """Write a bundle atomically: into ``<path>.partial`` (never taken for a model, see
+    :func:`is_work_folder`), then renamed into place. ``taxonomy_text``: the taxonomy file
+    the model was trained with, kept beside it."""
+    missing = set(REQUIRED_META) - meta.keys()
     if missing:
         raise ValueError(f"bundle metadata lacks {sorted(missing)}")
     out = Path(path)
@@ -92,16 +94,24 @@ def save_bundle(
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
     model.encoder.config.save_pretrained(tmp / ENCODER_DIR)
     tokenizer.save_pretrained(tmp)
-    meta = {"format": BUNDLE_FORMAT, **meta}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     if card is not None:
         (tmp / "README.md").write_text(card, encoding="utf-8")
     if taxonomy_text is not None:
         (tmp / TAXONOMY_FILE).write_text(taxonomy_text, encoding="utf-8")
+    # bundle.json last: a folder that has it has everything else.
+    meta = {"format": BUNDLE_FORMAT, **meta}
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def is_work_folder(path: str | Path) -> bool:
+    """A bundle still being written (``<version>.partial``) or a hidden work folder such as
+    ``.checkpoints``: never listed or made current, even if a kill left it complete."""
+    name = Path(path).name
+    return name.endswith(".partial") or name.startswith(".")
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -110,9 +120,53 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not meta_path.is_file():
         raise BundleError(f"{path} is not a model bundle (no {META_FILE})")
     try:
-        return json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path} is not a JSON object")
+    return meta
+
+
+def _check_contents(root: Path, meta: dict[str, Any], backend: str) -> None:
+    """Refuse, naming the file, a bundle whose metadata or files are incomplete, or whose
+    themes disagree with the taxonomy it carries."""
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise BundleError(f"{root / META_FILE} lacks {', '.join(missing)}")
+    themes, thresholds = meta["theme_ids"], meta["thresholds"]
+    if not isinstance(themes, list) or not isinstance(thresholds, dict):
+        raise BundleError(f"{root / META_FILE}: theme_ids must be a list, thresholds an object")
+    if set(themes) - thresholds.keys():
+        raise BundleError(
+            f"{root / META_FILE}: no threshold for {sorted(set(themes) - thresholds.keys())}"
+        )
+    needed = [WEIGHTS_FILE, TOKENIZER_FILE]
+    if backend == "torch":
+        needed.append(f"{ENCODER_DIR}/config.json")
+    for name in needed:
+        if not (root / name).is_file():
+            raise BundleError(f"{root}: missing {name}")
+    own = root / TAXONOMY_FILE
+    if own.is_file():
+        from service.taxonomy import parse_taxonomy
+
+        try:
+            import yaml
+
+            taxonomy = parse_taxonomy(yaml.safe_load(own.read_text(encoding="utf-8")))
+        except Exception as exc:  # YAML, a missing key, a wrong type: all mean unreadable
+            raise BundleError(f"{own} is not a valid taxonomy: {exc}") from exc
+        if taxonomy.version != str(meta["taxonomy_version"]):
+            raise BundleError(
+                f"{root}: {META_FILE} says taxonomy version {meta['taxonomy_version']} but its "
+                f"{TAXONOMY_FILE} is version {taxonomy.version}"
+            )
+        if taxonomy.theme_ids != list(themes):
+            raise BundleError(
+                f"{root}: the themes in {META_FILE} differ from its {TAXONOMY_FILE} "
+                f"(taxonomy version {taxonomy.version})"
+            )
 
 
 def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
@@ -138,8 +192,6 @@ def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{root}: unsupported bundle format {meta.get('format')!r}")
     weights = root / WEIGHTS_FILE
-    if not weights.is_file():
-        raise BundleError(f"{root}: missing {WEIGHTS_FILE}")
     # The int8 graph when its export passed the accuracy gate, else the exact fp32 graph.
     int8_ok = (meta.get("onnx") or {}).get("int8_accepted", False)
     if backend == "onnx-int8":  # explicit graphs, for the export's checks and benchmarks
@@ -151,8 +203,8 @@ def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -
         backend = "onnx" if onnx_path.is_file() and device == "cpu" else "torch"
     if backend not in ("torch", "onnx"):
         raise BundleError(f"unknown backend {backend!r}: use auto, torch or onnx")
+    _check_contents(root, meta, backend)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(root)
         if backend == "onnx":
             if not onnx_path.is_file():
                 raise BundleError(
@@ -169,8 +221,14 @@ def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -
                 n_themes=len(meta["theme_ids"]),
                 n_sentiments=len(meta["sentiment_labels"]),
             )
-            model.load_state_dict(load_file(str(weights)), strict=True)
+            try:
+                state = load_file(str(weights))
+            except SafetensorError as exc:
+                raise BundleError(f"{weights} is truncated or corrupt: {exc}") from exc
+            model.load_state_dict(state, strict=True)
             model.eval().to(torch.device(device))
+        # After the weights: a damaged bundle is refused before the slow tokenizer load.
+        tokenizer = AutoTokenizer.from_pretrained(root)
     except BundleError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
@@ -223,4 +281,12 @@ def bundle_taxonomy(bundle: Bundle, fallback_path: str | Path | None = None):
         import yaml
 
         return parse_taxonomy(yaml.safe_load(own.read_text(encoding="utf-8")))
-    return load_taxonomy(fallback_path)
+    taxonomy = load_taxonomy(fallback_path)
+    trained_with = bundle.meta.get("taxonomy_version")
+    if trained_with is not None and str(trained_with) != taxonomy.version:
+        raise BundleError(
+            f"{bundle.path} was trained with taxonomy version {trained_with} but "
+            f"{fallback_path or 'labels/taxonomy.yaml'} is version {taxonomy.version}: put the "
+            f"taxonomy it was trained with in {bundle.path / TAXONOMY_FILE}"
+        )
+    return taxonomy

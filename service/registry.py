@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.bundle import CURRENT_LINK, BundleError, read_meta, set_current
+from service.bundle import CURRENT_LINK, BundleError, is_work_folder, read_meta, set_current
 
 REGISTRY_FILE = "registry.json"
 
@@ -77,7 +77,8 @@ def current_path(models_dir: str | Path) -> Path:
         )
     path = Path(models_dir) / version
     if not (path / "bundle.json").is_file():
-        raise BundleError(f"the current model {version} is missing from {models_dir}")
+        problem = "is incomplete (no bundle.json) in" if path.is_dir() else "is missing from"
+        raise BundleError(f"the current model {version} {problem} {models_dir}")
     return path.resolve()
 
 
@@ -90,6 +91,8 @@ def set_current_version(
 ) -> dict[str, Any]:
     """Make ``version`` current and record why (``action``: train, promote, rollback)."""
     path = Path(models_dir) / version
+    if is_work_folder(path):
+        raise BundleError(f"{path} is a bundle still being written (or left by a killed run)")
     read_meta(path)  # refuses a missing or incomplete bundle before anything changes
     data = read_registry(models_dir)
     event = {
@@ -137,7 +140,7 @@ def list_models(models_dir: str | Path) -> list[ModelEntry]:
     current = current_version(models_dir)
     entries = []
     for path in sorted(Path(models_dir).iterdir()) if Path(models_dir).is_dir() else []:
-        if path.is_symlink() or not (path / "bundle.json").is_file():
+        if path.is_symlink() or is_work_folder(path) or not (path / "bundle.json").is_file():
             continue
         meta = read_meta(path)
         model = (meta.get("metrics") or {}).get("model") or {}

@@ -31,7 +31,7 @@ from transformers import (
 from service.bundle import Bundle, save_bundle
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
-from service.registry import set_current_version
+from service.registry import current_version, set_current_version
 from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
 from training.data import (
     Item,
@@ -215,6 +215,12 @@ def train(config: TrainConfig) -> Path | None:
     version = config.version or datetime.now(UTC).strftime("cx-%Y%m%d-%H%M%S")
     models_dir = Path(config.models_dir)
     bundle_path = models_dir / version
+    if bundle_path.exists() and current_version(models_dir) == version:
+        # save_bundle replaces a folder by removing it first: a kill in between would leave
+        # the registry naming a model that is gone.
+        raise ValueError(
+            f"{bundle_path} is the current model: train under another --version, then promote"
+        )
     work_dir = models_dir / ".checkpoints" / version
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
