@@ -154,9 +154,14 @@ class MicroBatcher:
             try:
                 predictions = self._predict(texts, langs)
                 error = None
-            except Exception as exc:  # handed to every waiting request, never kills the worker
+            except BaseException as exc:  # handed to every waiting request, never kills the worker
+                # BaseException: a Rust panic inside tokenizers arrives as pyo3's PanicException,
+                # which is not an Exception; a dead worker would leave every request hanging.
                 log.exception("model call failed for a batch of %d texts", len(texts))
-                predictions, error = [], exc
+                predictions = []
+                error = exc
+                if not isinstance(exc, Exception):
+                    error = RuntimeError(f"model call failed: {exc!r}")
             elapsed = time.perf_counter() - started
             with self._cond:
                 self._queued_items -= len(texts)

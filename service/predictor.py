@@ -29,6 +29,11 @@ from service.text import split_sentences
 _LANG_CONFIDENCE = 0.5
 
 
+class EmptyTextError(ValueError):
+    """A text is empty or only whitespace: there is nothing to classify (the model would
+    still assign themes to it). Callers drop or report such texts before predicting."""
+
+
 @dataclass
 class Prediction:
     """What the model says about one text."""
@@ -112,30 +117,49 @@ class Predictor:
         return self.bundle.tokenizer(list(texts), add_special_tokens=add_special_tokens)
 
     # -- splitting ---------------------------------------------------------------------------
-    def _windows(self, text: str, sentences: list[str]) -> list[tuple[str, int]]:
-        """Cut ``text`` into (window text, token count) pieces that fit ``max_length``."""
+    def _windows(
+        self, text: str, sentences: list[str], groups: list[range] | None = None
+    ) -> list[tuple[str, int]]:
+        """Cut ``text`` into (window text, token count) pieces that fit ``max_length``.
+
+        ``groups``, if given, receives for each window the indices of the whole sentences in
+        it (none for the pieces of a sentence cut by tokens).
+        """
         budget = self.max_length - self._prefix_tokens
         counts = self._tokenize(sentences, add_special_tokens=False)["input_ids"]
         total = sum(len(c) for c in counts)
+        marks: list[range] = []
         if total <= budget:
+            if groups is not None:
+                groups.append(range(len(sentences)))
             return [(text, max(total, 1))]
         windows: list[tuple[str, int]] = []
         current: list[str] = []
         current_tokens = 0
-        for sentence, ids in zip(sentences, counts, strict=True):
+        first = 0
+        for k, (sentence, ids) in enumerate(zip(sentences, counts, strict=True)):
             if len(ids) > budget:  # a sentence longer than a window: cut it by tokens
                 if current:
                     windows.append((" ".join(current), current_tokens))
+                    marks.append(range(first, k))
                     current, current_tokens = [], 0
-                windows.extend(self._cut_by_tokens(sentence, budget))
+                pieces = self._cut_by_tokens(sentence, budget)
+                windows.extend(pieces)
+                marks.extend(range(0) for _ in pieces)
                 continue
             if current_tokens + len(ids) > budget and current:
                 windows.append((" ".join(current), current_tokens))
+                marks.append(range(first, k))
                 current, current_tokens = [], 0
+            if not current:
+                first = k
             current.append(sentence)
             current_tokens += len(ids)
         if current:
             windows.append((" ".join(current), current_tokens))
+            marks.append(range(first, len(sentences)))
+        if groups is not None:
+            groups.extend(marks)
         return windows
 
     def _cut_by_tokens(self, sentence: str, budget: int) -> list[tuple[str, int]]:
@@ -228,9 +252,13 @@ class Predictor:
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> list[Prediction]:
-        """Score ``texts``; ``langs`` optionally gives each text's language (else detected)."""
+        """Score ``texts``; ``langs`` optionally gives each text's language (else detected).
+        A text that is empty or only whitespace raises :class:`EmptyTextError`."""
         if langs is not None and len(langs) != len(texts):
             raise ValueError("langs must be as long as texts")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise EmptyTextError(f"text {i} is empty or only whitespace; nothing to classify")
         units: list[_Unit] = []
         unit_sentences: list[list[str]] = []
         unit_spans: list[list[tuple[int, int]]] = []
@@ -238,13 +266,16 @@ class Predictor:
         for i, text in enumerate(texts):
             sentences = split_sentences(text) or [text]
             sentences_of.append(sentences)
-            for window, n_tokens in self._windows(text, sentences):
+            groups: list[range] = []
+            windows = self._windows(text, sentences, groups)
+            for (window, n_tokens), group in zip(windows, groups, strict=True):
                 units.append(_Unit(i, window, n_tokens))
                 # Evidence comes from the same forward pass: each sentence's tokens are
-                # pooled and scored by the theme head (no second pass per sentence).
+                # pooled and scored by the theme head (no second pass per sentence). Only the
+                # window's own sentences are looked for in it (not all: long texts).
                 found, spans = [], []
                 if self.evidence and len(sentences) > 1:
-                    found, spans = self._char_spans(window, sentences)
+                    found, spans = self._char_spans(window, [sentences[s] for s in group])
                 unit_sentences.append(found)
                 unit_spans.append(spans)
 

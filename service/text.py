@@ -13,17 +13,25 @@ _MIN_SENTENCE_CHARS = 2
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences; fragments too short to mean anything join the previous one."""
-    parts = [p.strip() for p in _SENTENCE_BREAK.split(text)]
-    sentences: list[str] = []
-    for part in parts:
-        if not part:
+    """Split ``text`` into sentences, each a piece of ``text`` as written (so it can be found
+    and highlighted there); fragments too short to mean anything join the previous sentence
+    together with what separates them."""
+    spans: list[list[int]] = []
+    start = 0
+    for match in [*_SENTENCE_BREAK.finditer(text), None]:
+        end = match.start() if match else len(text)
+        part = text[start:end]
+        a = start + len(part) - len(part.lstrip())
+        b = end - (len(part) - len(part.rstrip()))
+        if match:
+            start = match.end()
+        if a >= b:
             continue
-        if sentences and len(part) < _MIN_SENTENCE_CHARS:
-            sentences[-1] += part
+        if spans and b - a < _MIN_SENTENCE_CHARS:
+            spans[-1][1] = b
         else:
-            sentences.append(part)
-    return sentences or ([text.strip()] if text.strip() else [])
+            spans.append([a, b])
+    return [text[a:b] for a, b in spans]
 
 
 def normalise_for_dedup(text: str) -> str:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.tiny_model import build_tiny_model
 
@@ -15,6 +16,12 @@ LABELS = ROOT / "labels" / "data"
 BASE_MODEL = ROOT / "models" / "base" / "multilingual-e5-small"
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Property tests and fuzzing draw the same examples on every run, so CI is reproducible and a
+# failure can be rerun; CXTHEMES_HYPOTHESIS_PROFILE=explore draws new ones (local hunting).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", database=None)
+hypothesis_settings.load_profile(os.environ.get("CXTHEMES_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

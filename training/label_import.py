@@ -57,6 +57,29 @@ def _split_themes(value) -> list[str]:
 def read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
     """``(row number, {id, text, lang, themes, sentiment})`` rows, and how many Label Studio
     tasks had no annotation yet (not an error: skipped)."""
+    try:
+        return _read_rows(path)
+    except UnicodeDecodeError as exc:
+        where = _where_undecodable(path)
+        raise LabelImportError(f"{path}: {where}: not valid UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:  # a Label Studio export is one JSON document
+        raise LabelImportError(
+            f"{path}: not a Label Studio JSON export: invalid JSON at line {exc.lineno} "
+            f"column {exc.colno} ({exc.msg})"
+        ) from None
+
+
+def _where_undecodable(path: Path) -> str:
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {number}"
+    return "somewhere"
+
+
+def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -64,9 +87,12 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
             for number, line in enumerate(fh, 1):
                 if line.strip():
                     try:
-                        rows.append((number, json.loads(line)))
+                        row = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        rows.append((number, {"__error__": f"invalid JSON ({exc.msg})"}))
+                        row = {"__error__": f"invalid JSON ({exc.msg})"}
+                    if not isinstance(row, dict):
+                        row = {"__error__": "not a JSON object"}
+                    rows.append((number, row))
         return rows, 0
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -81,20 +107,29 @@ def _label_studio_rows(tasks) -> tuple[list[tuple[int, dict]], int]:
         raise LabelImportError("a Label Studio export is a JSON list of tasks")
     rows, unannotated = [], 0
     for number, task in enumerate(tasks, 1):
-        data = task.get("data", {}) if isinstance(task, dict) else {}
-        annotations = (
-            [a for a in (task.get("annotations") or []) if not a.get("was_cancelled")]
-            if isinstance(task, dict)
-            else []
-        )
+        if not isinstance(task, dict):
+            rows.append((number, {"__error__": "not a Label Studio task (a JSON object)"}))
+            continue
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        annotations = task.get("annotations") or []
+        results = [a.get("result") for a in annotations if isinstance(a, dict)]
+        if not isinstance(annotations, list) or not all(
+            isinstance(r, list | None) and all(isinstance(x, dict) for x in r or [])
+            for r in results
+        ):
+            rows.append((number, {"__error__": "malformed annotations"}))
+            continue
+        annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         if not annotations:
             unannotated += 1
             continue
-        latest = max(annotations, key=lambda a: a.get("updated_at") or a.get("created_at") or "")
+        latest = max(
+            annotations, key=lambda a: str(a.get("updated_at") or a.get("created_at") or "")
+        )
         choices = {
-            r.get("from_name"): r.get("value", {}).get("choices", [])
-            for r in latest.get("result", [])
-            if r.get("type") == "choices"
+            r.get("from_name"): (r.get("value") or {}).get("choices", [])
+            for r in latest.get("result") or []
+            if r.get("type") == "choices" and isinstance(r.get("value") or {}, dict)
         }
         sentiment = choices.get("sentiment") or [None]
         who = latest.get("completed_by")
@@ -134,6 +169,9 @@ def import_labels(
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             errors.append(f"{where}: empty or missing text")
+            continue
+        if not _is_unicode(text):
+            errors.append(f"{where}: text holds a lone surrogate (\\ud800-\\udfff): not Unicode")
             continue
         themes = _split_themes(row.get("themes"))
         unknown = sorted(set(themes) - set(taxonomy.theme_ids))
@@ -215,6 +253,14 @@ def import_labels(
         result.out_path = out
     result.imported = len(out_items)
     return result
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _user() -> str:

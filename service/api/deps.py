@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.api.observability import Telemetry
+from service.api.schemas import ErrorResponse, ValidationErrorResponse
 from service.batching import MicroBatcher
 from service.core.config import Scope, Settings
 from service.core.security import find_key, has_scope
@@ -64,29 +66,76 @@ def require_scope(scope: Scope | None) -> Callable:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_api_key_header)],
     ) -> None:
-        settings: Settings = request.app.state.settings
-        if not settings.api_keys:
-            return
-        presented = bearer.credentials if bearer else header_key
-        key = find_key(presented, settings.api_keys) if presented else None
-        if key is None:
-            raise HTTPException(
-                401,
-                detail={"field": "authorization", "message": "a valid API key is required"},
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        request.state.key_name = key.name
-        if scope is not None and not has_scope(key, scope):
-            raise HTTPException(
-                403,
-                detail={
-                    "field": "authorization",
-                    "message": f"this key lacks the '{scope}' scope",
-                },
-            )
+        authorize(request, bearer.credentials if bearer else header_key, scope)
 
+    check.required_scope = scope  # type: ignore[attr-defined]  # read by KeyFirstRoute
     return check
 
+
+def authorize(request: Request, presented: str | None, scope: Scope | None) -> None:
+    """401 unless ``presented`` is a configured key, 403 unless it holds ``scope``."""
+    settings: Settings = request.app.state.settings
+    if not settings.api_keys:
+        return
+    key = find_key(presented, settings.api_keys) if presented else None
+    if key is None:
+        raise HTTPException(
+            401,
+            detail={"field": "authorization", "message": "a valid API key is required"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.key_name = key.name
+    if scope is not None and not has_scope(key, scope):
+        raise HTTPException(
+            403,
+            detail={
+                "field": "authorization",
+                "message": f"this key lacks the '{scope}' scope",
+            },
+        )
+
+
+def _presented_key(request: Request) -> str | None:
+    """The key as the two security schemes read it: a Bearer token, else X-API-Key."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    return request.headers.get("x-api-key")
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that checks the API key before FastAPI reads the request body. FastAPI parses
+    the body before it runs any dependency, so without this a client with no key had its JSON
+    parsed (up to the body limit) and got a 422 for bad JSON instead of its 401."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        scopes = [
+            d.dependency.required_scope
+            for d in self.dependencies
+            if hasattr(d.dependency, "required_scope")
+        ]
+
+        async def key_first(request: Request) -> Response:
+            for scope in scopes:
+                authorize(request, _presented_key(request), scope)
+            return await handler(request)
+
+        return key_first
+
+
+# What the routes document besides their answer, so the OpenAPI schema lists every status code
+# and error body a client can get (the fuzz tests hold the app to it).
+AUTH_ERRORS: dict[int | str, dict] = {
+    401: {"model": ErrorResponse, "description": "No valid API key (keys are configured)."},
+    403: {"model": ErrorResponse, "description": "The key lacks the scope this endpoint needs."},
+}
+INVALID_INPUT: dict[int | str, dict] = {
+    422: {"model": ValidationErrorResponse, "description": "Invalid fields; each one is named."},
+}
+STORE_UNAVAILABLE: dict[int | str, dict] = {
+    503: {"model": ErrorResponse, "description": "The metrics store is unavailable; retry."},
+}
 
 ClassifyScope = Depends(require_scope("classify"))
 MetricsScope = Depends(require_scope("metrics"))

@@ -7,11 +7,13 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import ModelHolder
 from service.api.observability import BodySizeLimitMiddleware, RequestLogMiddleware, Telemetry
@@ -45,6 +47,25 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         loc = [str(p) for p in e["loc"] if p not in ("body", "query", "path")]
         errors.append({"field": ".".join(loc) or "body", "message": e["msg"]})
     return JSONResponse(status_code=422, content={"detail": errors})
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException):
+    """FastAPI's own answer, except for a body it could not parse as JSON at all (bytes that
+    are not UTF-8, nesting too deep for the parser): FastAPI says 400 with a bare string; we
+    say 422 naming the body, as for any other invalid JSON."""
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            reason = "the body is not UTF-8"
+        elif isinstance(cause, RecursionError):
+            reason = "nested too deeply"
+        else:
+            reason = "the body cannot be parsed"
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"field": "body", "message": f"invalid JSON: {reason}"}]},
+        )
+    return await http_exception_handler(request, exc)
 
 
 def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -136,6 +157,7 @@ def create_app(
     telemetry.model_info.labels(predictor.model_version).set(1)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (health, classify, themes, model, metrics, feedback, review, admin, dashboard):

@@ -2,10 +2,54 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+import json
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+
+def _as_utc(value: datetime) -> datetime:
+    # The store keeps naive UTC; answers carry the offset so they are RFC 3339 date-times.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A datetime in a response: naive values are UTC and are sent with their offset (``Z``)."""
+
+
+class FieldError(BaseModel):
+    field: str = Field(..., description="The invalid field as a dotted path, e.g. items.0.text.")
+    message: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: the request's JSON or fields are invalid; each error names its field."""
+
+    detail: list[FieldError]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    field: str | None = Field(None, description="The field at fault, where there is one.")
+
+
+class ErrorResponse(BaseModel):
+    """Every other error: a message, and the field at fault where there is one."""
+
+    detail: ErrorDetail
 
 
 class ItemMetadata(BaseModel):
@@ -22,6 +66,32 @@ class ItemMetadata(BaseModel):
         None, max_length=32, description="ISO 639-1 code if known; else detected."
     )
 
+    @field_validator("created_at")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)  # as the store keeps it
+            except OverflowError:
+                raise ValueError("created_at is out of range once converted to UTC") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unicode(self) -> ItemMetadata:
+        _check_unicode(json.dumps(self.model_dump(mode="json"), ensure_ascii=False), "metadata")
+        return self
+
+
+def _check_unicode(value: str, what: str) -> None:
+    """JSON can escape half of a UTF-16 surrogate pair ("\\ud800"): not a character."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} holds a lone surrogate (a \\ud800-\\udfff escape without its pair), "
+            "which is not valid Unicode"
+        ) from None
+
 
 class ClassifyItem(BaseModel):
     """One feedback text to classify."""
@@ -34,11 +104,26 @@ class ClassifyItem(BaseModel):
         None, description="Free keys such as channel, segment, created_at, lang."
     )
 
+    @field_validator("id", mode="wrap")
+    @classmethod
+    def _id_type(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> str | int:
+        # One error at items.N.id, not one per member of the union (items.N.id.str, ...int).
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("id_type", "id must be a string or an integer") from None
+
     @field_validator("id")
     @classmethod
     def _id_ok(cls, value: str | int) -> str | int:
         if isinstance(value, str) and not (0 < len(value) <= 255):
             raise ValueError("id must have 1 to 255 characters")
+        if isinstance(value, int) and not -(10**254) < value < 10**255:
+            raise ValueError("id must have 1 to 255 characters (digits)")
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("id must not contain NUL characters")
+            _check_unicode(value, "id")
         return value
 
     @field_validator("text")
@@ -46,6 +131,7 @@ class ClassifyItem(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text must not be empty or only whitespace")
+        _check_unicode(value, "text")
         return value
 
 
@@ -178,8 +264,8 @@ class PeriodMetrics(BaseModel):
 
 
 class ThemeMetricsResponse(BaseModel):
-    start: datetime
-    end: datetime
+    start: UtcDateTime
+    end: UtcDateTime
     interval: str
     group_by: str | None
     theme: str | None
@@ -187,8 +273,8 @@ class ThemeMetricsResponse(BaseModel):
 
 
 class SummaryResponse(BaseModel):
-    start: datetime
-    end: datetime
+    start: UtcDateTime
+    end: UtcDateTime
     feedback_count: int
     previous_feedback_count: int = Field(..., description="In the window just before.")
     review_share: float

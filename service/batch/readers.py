@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,22 @@ INPUT_FORMATS = {
     ".xlsx": "xlsx",
 }
 _DELIMITERS = ",;\t|"
+# A text may be long (a pasted transcript): the csv module's default cap of 128 KiB per field
+# would stop the run at such a row, so allow fields of any size a row can hold in memory.
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+
+
+# JSON may escape half of a UTF-16 surrogate pair ("\ud800"): valid JSON, but no character.
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_unicode(value: Any) -> bool:
+    """False if a string anywhere in ``value`` holds a lone surrogate (cannot be UTF-8)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class InputError(ValueError):
@@ -64,6 +82,8 @@ class Reader:
             codecs.lookup(self.encoding)
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}") from None
+        if delimiter and len(delimiter) != 1:
+            raise InputError(f"{self.path}: the delimiter must be one character, got {delimiter!r}")
         self.delimiter = delimiter
         self.columns: list[str] = []
         self.arrow_schema = None  # Parquet only: the input's own column types
@@ -71,9 +91,7 @@ class Reader:
             self.delimiter = delimiter or self._sniff_delimiter()
             self.columns = self._csv_header()
         elif self.format == "parquet":
-            import pyarrow.parquet as pq
-
-            self.arrow_schema = pq.ParquetFile(self.path).schema_arrow
+            self.arrow_schema = self._parquet_file().schema_arrow
             self.columns = list(self.arrow_schema.names)
         elif self.format == "xlsx":
             self.columns = self._xlsx_header()
@@ -124,7 +142,8 @@ class Reader:
         if line is None:
             where = "somewhere"
         elif self.format == "csv":
-            where = "the header" if line == 1 else f"row {line - 1} (line {line})"
+            row = self._csv_row_of_line(line)
+            where = "the header" if row == 0 else f"row {row} (line {line})"
         else:
             where = f"row {line}"
         hint = "gbk" if self.encoding.startswith("utf") else "utf-8"
@@ -144,18 +163,55 @@ class Reader:
                     return number
         return None
 
+    def _csv_row_of_line(self, line: int) -> int:
+        """The row (0: the header; data rows from 1, as :meth:`chunks` numbers them) that
+        holds physical ``line``: a quoted field can span lines, so rows and lines part ways."""
+        newlines = 0
+
+        def counted(fh):
+            nonlocal newlines
+            for text in fh:
+                newlines += text.endswith("\n")
+                yield text
+
+        row = -1
+        with self.path.open(encoding=self.encoding, newline="", errors="replace") as fh:
+            reader = csv.reader(counted(fh), delimiter=self.delimiter or ",")
+            try:
+                for _ in reader:
+                    row += 1
+                    if newlines >= line:
+                        break
+            except csv.Error:
+                pass
+        return max(row, 0)
+
     def _sniff_delimiter(self) -> str:
+        """The candidate that splits the header into columns and the most of the rows after
+        it into as many (csv.Sniffer guesses from quotes and is fooled by texts that hold
+        quotes and delimiters). Bytes that do not decode are left to the reads that follow,
+        which name their row."""
         if self.path.suffix.lower() == ".tsv":
             return "\t"
-        try:
-            with self._open_text() as fh:
-                sample = fh.read(1 << 16)
-        except UnicodeDecodeError as exc:
-            raise self._decode_error(exc) from None
-        try:
-            return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
-        except csv.Error:
-            return ","
+        with self.path.open(encoding=self.encoding, newline="", errors="replace") as fh:
+            sample = fh.read(1 << 16)
+            whole = not fh.read(1)
+        best, best_key = ",", None
+        for delimiter in _DELIMITERS:
+            try:
+                rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter))
+            except csv.Error:
+                continue
+            if not whole:
+                rows = rows[:-1]  # cut off by the sample's end
+            if not rows or len(rows[0]) < 2:
+                continue
+            body = [r for r in rows[1:] if r and not (len(r) == 1 and not r[0].strip())]
+            fitting = sum(len(r) == len(rows[0]) for r in body)
+            key = (fitting / len(body) if body else 1.0, len(rows[0]))
+            if best_key is None or key > best_key:
+                best, best_key = delimiter, key
+        return best
 
     def _csv_header(self) -> list[str]:
         try:
@@ -172,12 +228,27 @@ class Reader:
 
     def _csv_records(self) -> Iterator[Record]:
         number = 0
+        ended = []  # set when the file runs out: inside a row, a quote was never closed
+
+        def lines(fh):
+            yield from fh
+            ended.append(True)
+
         with self._open_text() as fh:
-            reader = csv.reader(fh, delimiter=self.delimiter)
+            reader = csv.reader(lines(fh), delimiter=self.delimiter)
             try:
                 next(reader, None)
+                start_line = reader.line_num + 1
                 for values in reader:
                     number += 1
+                    if ended:
+                        raise InputError(
+                            f"{self.path}: row {number} (line {start_line}): a quoted field "
+                            "opened here is never closed, so the rest of the file cannot be "
+                            "read as rows; close the quote (a quote inside a quoted field is "
+                            'written "")'
+                        )
+                    start_line = reader.line_num + 1
                     if not values or (len(values) == 1 and not values[0].strip()):
                         continue  # blank line
                     if len(values) != len(self.columns):
@@ -209,7 +280,7 @@ class Reader:
         for _, line in self._jsonl_lines():
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 keys.update(dict.fromkeys(obj))
@@ -222,17 +293,41 @@ class Reader:
             except json.JSONDecodeError as exc:
                 yield Record(number, problem=f"invalid JSON ({exc.msg})")
                 continue
+            except RecursionError:  # the parser recurses once per level of [ or {
+                yield Record(number, problem="invalid JSON (nested too deeply)")
+                continue
             if not isinstance(obj, dict):
                 yield Record(number, problem="not a JSON object")
+                continue
+            if _LONE_SURROGATE.search(line) and not _is_unicode(obj):
+                yield Record(number, problem="invalid Unicode (a lone surrogate such as \\ud800)")
                 continue
             yield Record(number, obj)
 
     # -- Parquet ---------------------------------------------------------------------------
-    def _parquet_records(self) -> Iterator[Record]:
+    def _parquet_file(self):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
+
+    def _parquet_records(self) -> Iterator[Record]:
+        import pyarrow as pa
+
         number = 0
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=4096):
+        batches = self._parquet_file().iter_batches(batch_size=4096)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(
+                    f"{self.path}: row {number + 1} onwards cannot be read ({exc})"
+                ) from None
+            if batch is None:
+                return
             for values in batch.to_pylist():
                 number += 1
                 yield Record(number, values)
@@ -251,6 +346,10 @@ class Reader:
         workbook, sheet = self._xlsx_sheet()
         try:
             header = next(sheet.iter_rows(max_row=1, values_only=True), None)
+        except Exception as exc:  # a broken sheet shows only as its rows are parsed
+            raise InputError(
+                f"{self.path}: the header row is not readable ({type(exc).__name__}: {exc})"
+            ) from None
         finally:
             workbook.close()
         if not header or all(h is None for h in header):
@@ -259,9 +358,19 @@ class Reader:
 
     def _xlsx_records(self) -> Iterator[Record]:
         workbook, sheet = self._xlsx_sheet()
+        number = 0
         try:
             rows = sheet.iter_rows(min_row=2, values_only=True)
-            for number, values in enumerate(rows, 1):
+            while True:
+                try:
+                    values = next(rows, None)
+                except Exception as exc:  # a broken sheet shows only as its rows are parsed
+                    raise InputError(
+                        f"{self.path}: row {number + 1}: not readable ({type(exc).__name__}: {exc})"
+                    ) from None
+                if values is None:
+                    return
+                number += 1
                 if all(v is None for v in values):
                     continue
                 padded = list(values) + [None] * (len(self.columns) - len(values))

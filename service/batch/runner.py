@@ -20,7 +20,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +30,7 @@ from service.batch.cache import PredictionCache, text_key
 from service.batch.readers import InputError, Reader, Record
 from service.batch.report import ReportStats
 from service.batch.writers import OutputWriter, PredictionColumns, output_format
+from service.store.tables import ID_LENGTH
 
 WORK_FORMAT = 1
 
@@ -205,11 +206,20 @@ class Job:
         row_id = self._row_id(record)
         if row_id is None or (isinstance(row_id, str) and not row_id.strip()):
             return "missing id"
+        if self.options.record:  # the store's rule for ids (the API's too)
+            if len(str(row_id)) > ID_LENGTH:
+                return f"id is longer than {ID_LENGTH} characters"
+            if "\x00" in str(row_id):
+                return "id contains a NUL character"
         if self.date_column:
             try:
-                parse_date(record.values.get(self.date_column))
+                moment = parse_date(record.values.get(self.date_column))
+                if moment is not None and moment.tzinfo is not None:
+                    moment.astimezone(UTC)  # as the store keeps it
             except (ValueError, TypeError):
                 return f"{self.date_column} is not an ISO 8601 date"
+            except OverflowError:
+                return f"{self.date_column} is out of range"
         return None
 
     def _lang(self, record: Record) -> str | None:

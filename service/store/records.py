@@ -50,10 +50,16 @@ def _created_at(metadata: Mapping[str, Any], received_at: datetime) -> datetime:
     return received_at
 
 
+def _no_nul(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters: they are dropped (on SQLite too, alike)."""
+    return value.replace("\x00", "") if value else value
+
+
 def _group_key(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    value = _no_nul(None if value is None else str(value))
+    if value is None or not value.strip():
         return None
-    return mask_pii(str(value).strip())[:GROUP_KEY_LENGTH]
+    return mask_pii(value.strip())[:GROUP_KEY_LENGTH]
 
 
 def _jsonable(value: Any) -> Any:
@@ -93,13 +99,15 @@ def build_rows(
     for item_id, item in by_id.items():
         if len(item_id) > ID_LENGTH:
             raise ValueError(f"id is longer than {ID_LENGTH} characters")
+        if "\x00" in item_id:
+            raise ValueError("id contains a NUL character")
         meta = dict(item.metadata or {})
         p = item.prediction
         common = {
             "created_at": _created_at(meta, received_at),
             "channel": _group_key(meta.get("channel")),
             "segment": _group_key(meta.get("segment")),
-            "lang": (p.lang or None),
+            "lang": (_no_nul(p.lang) or None),
             "sentiment": p.sentiment,
         }
         item_rows.append(
@@ -114,7 +122,7 @@ def build_rows(
                 "model_version": p.model_version,
                 "taxonomy_version": taxonomy_version,
                 "meta": mask_value(_jsonable(meta)),
-                "text": mask_pii(item.text) if store_text else None,
+                "text": mask_pii(_no_nul(item.text)) if store_text else None,
                 **common,
             }
         )
@@ -125,7 +133,7 @@ def build_rows(
                     "feedback_id": item_id,
                     "theme": theme,
                     "score": p.scores[theme],
-                    "evidence": mask_pii(evidence) if store_text and evidence else None,
+                    "evidence": mask_pii(_no_nul(evidence)) if store_text and evidence else None,
                     **common,
                 }
             )
@@ -265,6 +273,8 @@ def record(
 
 def erase(engine: Engine, item_id: str) -> bool:
     """Delete one recorded item, its themes and its share of the rollup; False if unknown."""
+    if "\x00" in item_id:
+        return False  # never recorded: ids with NUL are refused
     with write_transaction(engine) as connection:
         _lock_ids(connection, [item_id])
         old_items, old_themes = _stored(connection, [item_id])

@@ -117,6 +117,32 @@ def test_time_bound_refuses_before_the_item_bound_when_on(bound_s):
     assert later == ["later|None"]
 
 
+def test_a_panic_in_the_model_is_an_error_not_a_dead_worker():
+    """pyo3's PanicException (tokenizers' Rust panics) derives from BaseException only."""
+
+    class Panic(BaseException):
+        pass
+
+    calls = []
+
+    def predict(texts, langs):
+        calls.append(texts)
+        if len(calls) == 1:
+            raise Panic("index out of bounds")
+        return [f"{t}|{lang}" for t, lang in zip(texts, langs, strict=True)]
+
+    batcher = MicroBatcher(predict, max_items=8, max_wait_s=0.0)
+    batcher.start()
+
+    async def main():
+        with pytest.raises(RuntimeError, match="model call failed"):
+            await batcher.submit(["boom"])
+        return await asyncio.wait_for(batcher.submit(["fine"]), timeout=5)
+
+    assert run(main()) == ["fine|None"]
+    batcher.stop()
+
+
 def test_a_failing_batch_fails_its_requests_and_the_worker_lives_on():
     model = SlowModel()
     batcher = MicroBatcher(model, max_items=8, max_wait_s=0.0)

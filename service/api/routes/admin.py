@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from service.api.deps import AdminScope
+from service.api.deps import AUTH_ERRORS, AdminScope
+from service.api.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 log = logging.getLogger(__name__)
@@ -69,7 +70,13 @@ async def reload_model(app) -> ReloadResult:
     "/reload",
     response_model=ReloadResult,
     dependencies=[AdminScope],
-    responses={409: {"description": "The new model failed to load; the old one is served."}},
+    responses={
+        **AUTH_ERRORS,
+        409: {
+            "model": ErrorResponse,
+            "description": "The new model failed to load; the old one is served.",
+        },
+    },
 )
 async def reload(request: Request) -> ReloadResult:
     """Load the registry's current model (or ``CXTHEMES_MODEL``) and serve it from now on."""

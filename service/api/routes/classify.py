@@ -8,12 +8,27 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.api.deps import ClassifyScope, ModelDep, SettingsDep, StoreDep, TelemetryDep
-from service.api.schemas import ClassifyRequest, ClassifyResponse, ResultRow
+from service.api.deps import (
+    AUTH_ERRORS,
+    ClassifyScope,
+    KeyFirstRoute,
+    ModelDep,
+    SettingsDep,
+    StoreDep,
+    TelemetryDep,
+)
+from service.api.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    ResultRow,
+    ValidationErrorResponse,
+)
 from service.batching import QueueFull
 from service.store import RecordInput
 
-router = APIRouter(prefix="/v1", tags=["classify"])
+# The key is checked before the body is parsed (see KeyFirstRoute).
+router = APIRouter(prefix="/v1", tags=["classify"], route_class=KeyFirstRoute)
 log = logging.getLogger(__name__)
 
 
@@ -22,9 +37,19 @@ log = logging.getLogger(__name__)
     response_model=ClassifyResponse,
     dependencies=[ClassifyScope],
     responses={
-        413: {"description": "Too many items, a text too long, or the body too large."},
-        422: {"description": "Invalid JSON or fields; each error names its field."},
-        503: {"description": "The queue is full (see Retry-After), or recording failed."},
+        **AUTH_ERRORS,
+        413: {
+            "model": ErrorResponse,
+            "description": "Too many items, a text too long, or the body too large.",
+        },
+        422: {
+            "model": ValidationErrorResponse,
+            "description": "Invalid JSON or fields; each error names its field.",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "The queue is full (see Retry-After), or recording failed.",
+        },
     },
 )
 async def classify(

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import AdminScope, StoreDep
+from service.api.deps import AUTH_ERRORS, INVALID_INPUT, STORE_UNAVAILABLE, AdminScope, StoreDep
+from service.api.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -17,7 +18,12 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     status_code=204,
     response_class=Response,
     dependencies=[AdminScope],
-    responses={404: {"description": "No item with this id is recorded."}},
+    responses={
+        **AUTH_ERRORS,
+        404: {"model": ErrorResponse, "description": "No item with this id is recorded."},
+        **INVALID_INPUT,
+        **STORE_UNAVAILABLE,
+    },
 )
 async def erase_feedback(
     store: StoreDep, item_id: Annotated[str, Path(min_length=1, max_length=255)]

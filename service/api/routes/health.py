@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.api.deps import MetricsScope, ModelDep, StoreDep, TelemetryDep
+from service.api.deps import AUTH_ERRORS, MetricsScope, ModelDep, StoreDep, TelemetryDep
 from service.api.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -36,7 +36,15 @@ async def readyz(model: ModelDep, store: StoreDep, response: Response) -> Readin
     )
 
 
-@router.get("/metrics", dependencies=[MetricsScope], response_class=Response)
+@router.get(
+    "/metrics",
+    dependencies=[MetricsScope],
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+        **AUTH_ERRORS,
+    },
+)
 def prometheus_metrics(telemetry: TelemetryDep, model: ModelDep) -> Response:
     """Prometheus text format: requests, latencies, batch sizes, items per theme."""
     telemetry.queue_items.set(model.batcher.queued_items)

@@ -14,17 +14,30 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from service.api.deps import MetricsScope, SettingsDep, StoreDep
+from service.api.deps import (
+    AUTH_ERRORS,
+    INVALID_INPUT,
+    STORE_UNAVAILABLE,
+    MetricsScope,
+    SettingsDep,
+    StoreDep,
+)
 from service.api.schemas import (
     PeriodMetrics,
     SummaryResponse,
     ThemeMetric,
     ThemeMetricsResponse,
+    UtcDateTime,
 )
 from service.store.metrics import ThemeStat
 from service.store.records import to_utc_naive
 
-router = APIRouter(prefix="/v1/metrics", tags=["metrics"], dependencies=[MetricsScope])
+router = APIRouter(
+    prefix="/v1/metrics",
+    tags=["metrics"],
+    dependencies=[MetricsScope],
+    responses={**AUTH_ERRORS, **INVALID_INPUT, **STORE_UNAVAILABLE},
+)
 
 Start = Annotated[
     datetime | None, Query(description="Inclusive (ISO 8601); default: end minus 30 days.")
@@ -34,9 +47,24 @@ End = Annotated[datetime | None, Query(description="Exclusive (ISO 8601); defaul
 _CSV = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}}
 
 
+def _out_of_range(field: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"field": field, "message": message}])
+
+
 def _window(start: datetime | None, end: datetime | None, default_days: int):
-    end_ = to_utc_naive(end) if end else to_utc_naive(datetime.now(UTC))
-    start_ = to_utc_naive(start) if start else end_ - timedelta(days=default_days)
+    try:
+        end_ = to_utc_naive(end) if end else to_utc_naive(datetime.now(UTC))
+        end_ + timedelta(days=1)  # the last whole day the window touches
+    except OverflowError:
+        raise _out_of_range("end", "end is out of range") from None
+    try:
+        start_ = to_utc_naive(start) if start else end_ - timedelta(days=default_days)
+        # The metrics also read the period, or window of the same length, just before.
+        start_ - max(end_ - start_, timedelta(0)) - timedelta(days=93)
+    except OverflowError:
+        raise _out_of_range(
+            "start", "start is out of range (the window before it must fit in the calendar)"
+        ) from None
     if start_ >= end_:
         raise HTTPException(422, detail=[{"field": "start", "message": "start must be before end"}])
     return start_, end_
@@ -188,7 +216,7 @@ async def summary(
 
 class Example(BaseModel):
     id: str
-    created_at: datetime
+    created_at: UtcDateTime
     channel: str | None
     sentiment: str
     text: str

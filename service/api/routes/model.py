@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import AnyKey, ModelDep
+from service.api.deps import AUTH_ERRORS, AnyKey, ModelDep
 from service.api.schemas import ModelCard
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
-@router.get("/model", response_model=ModelCard, dependencies=[AnyKey])
+@router.get("/model", response_model=ModelCard, dependencies=[AnyKey], responses=AUTH_ERRORS)
 def model_card(model: ModelDep) -> ModelCard:
     """Version, base model, thresholds, languages and evaluation figures of the served model."""
     bundle = model.predictor.bundle
