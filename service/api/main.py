@@ -93,7 +93,7 @@ def load_predictor(settings: Settings) -> Predictor:
         resolve_model_path(settings.model, settings.models_dir),
         device=settings.device,
         backend=settings.backend,
-        batch_size=settings.batch_size,
+        batch_size=settings.api_batch_size,
         max_length=settings.max_length,
         review_margin=settings.review_margin,
         evidence=settings.evidence,

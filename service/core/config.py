@@ -44,7 +44,14 @@ class Settings(BaseSettings):
         "auto", description="auto: the bundle's int8 ONNX export when it has one, else torch."
     )
     torch_threads: int | None = Field(None, description="Intra-op threads; default: torch's.")
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass (scoring).")
+    api_batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Texts per forward pass in the API. Its micro-batches are a few dozen texts of "
+        "mixed lengths, so small length-sorted passes waste less padding than one big one.",
+    )
     max_length: int = Field(256, ge=16, le=512, description="Tokens per window, specials included.")
     review_margin: float = Field(
         0.1, ge=0.0, le=0.5, description="A theme score this close to its threshold needs review."
