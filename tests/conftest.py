@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,15 @@ def tiny_bundle(tiny_base, small_labels, tmp_path_factory) -> Path:
             baselines=False,
         )
     )
+
+
+@pytest.fixture
+def labels_dir(small_labels, tmp_path) -> Path:
+    """A labels folder holding a copy of ``small_labels``, for imports to add files to."""
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    shutil.copy(small_labels, folder / "items.jsonl")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -12,14 +11,6 @@ from training.data import find_label_files, load_items
 from training.label_import import LabelImportError, import_labels, near_key
 
 TAXONOMY = load_taxonomy()
-
-
-@pytest.fixture
-def labels_dir(small_labels, tmp_path):
-    folder = tmp_path / "labels"
-    folder.mkdir()
-    shutil.copy(small_labels, folder / "items.jsonl")
-    return folder
 
 
 def existing_text(labels_dir):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 import zipfile
 from datetime import datetime
 
@@ -227,14 +226,6 @@ def test_rtl_combining_and_emoji_texts_round_trip_unchanged(predictor, tmp_path)
 
 
 # -- unknown theme ids in label imports --------------------------------------------------------
-@pytest.fixture
-def labels_dir(small_labels, tmp_path):
-    folder = tmp_path / "labels"
-    folder.mkdir()
-    shutil.copy(small_labels, folder / "items.jsonl")
-    return folder
-
-
 def import_cli(capsys, src, labels_dir) -> tuple[int, str]:
     code = main(["labels", "import", str(src), "--labels", str(labels_dir), "--by", "test"])
     return code, capsys.readouterr().err
