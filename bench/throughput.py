@@ -3,6 +3,10 @@
 ONNX backend, all in one run, with ratios.
 
     .venv/bin/python bench/throughput.py [--n 5000] [--pipeline-n 1000] [--model M]
+        [--student S]
+
+``--student`` adds a distilled student of the model (``cxthemes distill``): its ONNX graph as
+served and its int8 graph, against the same (a) and (b) of its 12-layer teacher.
 
 (a) runs over the first ``--pipeline-n`` texts (it is the slow one: one text at a time);
 its rate is texts/s like the others. (b) and (c) use the predictor exactly as the API and
@@ -35,6 +39,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--pipeline-n", type=int, default=1000)
     parser.add_argument("--model")
+    parser.add_argument("--student", help="a distilled student bundle to time as well")
     args = parser.parse_args()
 
     import torch
@@ -65,12 +70,27 @@ def main() -> None:
         predictor.predict(texts[:64])  # warm-up
         r, s = rate(predictor.predict, texts)
         rows.append((name, len(texts), s, r))
+    if args.student:
+        student = resolve_model_path(args.student, ROOT / "models")
+        served = Predictor.from_path(student, backend="onnx").bundle.model.onnx_path.name
+        for name, backend in (
+            (f"(d) student {student.name}, ONNX as served ({served})", "onnx"),
+            (f"(d') student {student.name}, ONNX int8 graph", "onnx-int8"),
+        ):
+            predictor = Predictor.from_path(student, backend=backend)
+            predictor.predict(texts[:64])
+            r, s = rate(predictor.predict, texts)
+            rows.append((name, len(texts), s, r))
     print("\n| engine | texts | seconds | texts/s | vs (a) |\n|---|---|---|---|---|")
     for name, n, s, r in rows:
         print(f"| {name} | {n:,} | {s:.1f} | {r:.1f} | {r / r_a:.2f}x |")
     r_b, r_c = rows[1][3], rows[3][3]
-    print(f"\nint8 graph: (c')/(a) = {r_c / r_a:.2f}x (target >= 5x), (c')/(b) = {r_c / r_b:.2f}x"
-          " (target >= 2x)")
+    print(
+        f"\nint8 graph: (c')/(a) = {r_c / r_a:.2f}x (target >= 5x), (c')/(b) = {r_c / r_b:.2f}x"
+        " (target >= 2x)"
+    )
+    for name, _, _, r in rows[4:]:
+        print(f"{name}: vs (a) {r / r_a:.2f}x, vs (b) {r / r_b:.2f}x")
 
 
 if __name__ == "__main__":

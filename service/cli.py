@@ -99,6 +99,50 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "models")) or Path(name).exists()
 
 
+# -- distill ---------------------------------------------------------------------------------
+def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
+    from service.registry import current_version
+
+    distill = _training("distill")
+    overrides = {
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "max_steps": args.max_steps,
+        "version": args.version,
+        "student_layers": args.layers,
+        "corpus_texts": args.corpus_texts,
+        "text_column": args.text_column,
+    }
+    for path in args.unlabelled:
+        if not Path(path).is_file():
+            raise CLIError(f"{path}: no such file")
+    config = distill.DistillConfig(
+        teacher=args.teacher or "",
+        labels=Path(args.labels or settings.labels_dir),
+        models_dir=settings.models_dir,
+        unlabelled=[Path(p) for p in args.unlabelled],
+        make_current=not args.no_current,
+        taxonomy_path=settings.taxonomy_path,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    result = distill.distill(config)
+    if result is None:  # a non-main process of a distributed run
+        return 0
+    path, ships = result
+    print(f"student bundle: {path}")
+    card = path / "README.md"
+    if card.is_file():
+        print(card.read_text(encoding="utf-8"))
+    if not ships:
+        print(
+            f"{path.name} lost more than {config.max_f1_loss} macro F1 against its teacher; "
+            f"the current model stays {current_version(settings.models_dir)}"
+        )
+    return 0
+
+
 # -- evaluate --------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     evaluation = _training("evaluation")
@@ -582,6 +626,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines in the card")
     p.add_argument("--if-missing", action="store_true", help="do nothing if models/current exists")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "distill", help="train a smaller, faster student of a model on its own outputs"
+    )
+    p.add_argument("--teacher", help="bundle path or version (default: models/current)")
+    p.add_argument("--layers", type=int, help="transformer layers the student keeps (default 6)")
+    p.add_argument(
+        "--unlabelled",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="unlabelled feedback (CSV/TSV/JSONL/Parquet/Excel) for soft targets; repeatable",
+    )
+    p.add_argument("--text-column", help="text column of the unlabelled files (default text)")
+    p.add_argument(
+        "--corpus-texts",
+        type=int,
+        help="also take N real texts from the offline corpora (zh reviews, en tweets)",
+    )
+    p.add_argument("--labels", help="folder or JSONL file of labelled items")
+    p.add_argument("--epochs", type=float, help="training epochs (default 3)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--batch-size", type=int, help="per device (default 16)")
+    p.add_argument("--seed", type=int, help="random seed (default 13)")
+    p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
+    p.add_argument("--version", help="bundle version id (default: <teacher>-student<N>)")
+    p.add_argument(
+        "--no-current", action="store_true", help="never make it current, even if it ships"
+    )
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="evaluate a model and the two baselines")
     p.add_argument("--model", help="bundle path (default: models/current)")

@@ -93,3 +93,41 @@ def test_freeze_splits_writes_a_manifest(small_labels, tmp_path):
     rows = [line.split("\t") for line in out.read_text().splitlines() if not line.startswith("#")]
     assert len(rows) > 100
     assert {split for _, split in rows} == {"train", "dev", "test"}
+
+
+def test_distill_command_names_a_missing_unlabelled_file(tiny_bundle, tmp_path, capsys):
+    missing = tmp_path / "feedback.csv"
+    code = main(["distill", "--teacher", str(tiny_bundle), "--unlabelled", str(missing)])
+    assert code == 2 and f"{missing}: no such file" in capsys.readouterr().err
+
+
+def test_distill_command_trains_a_student(
+    tiny_bundle, small_labels, tmp_path, capsys, monkeypatch, request
+):
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("CXTHEMES_MODELS_DIR", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    get_settings.cache_clear()  # settings are read once per process
+    request.addfinalizer(get_settings.cache_clear)
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_bundle),
+            "--labels",
+            str(small_labels),
+            "--layers",
+            "1",
+            "--max-steps",
+            "2",
+            "--version",
+            "cli-student",
+            "--no-current",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "student bundle:" in out and "cli-student" in out
+    assert "## Distillation" in out
+    assert (tmp_path / "models" / "cli-student" / "bundle.json").is_file()

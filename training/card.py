@@ -82,6 +82,21 @@ def render_card(meta: dict[str, Any]) -> str:
         *(f"| {t} | {v:.2f} |" for t, v in meta["thresholds"].items()),
         "",
     ]
+    distilled = meta.get("distillation")
+    if distilled:
+        lines += [
+            "## Distillation",
+            f"- teacher: `{distilled.get('teacher')}` ({distilled.get('teacher_layers')} layers);"
+            f" this student keeps layers {distilled.get('layers_kept')}",
+            f"- soft targets: the teacher's theme and sentiment probabilities on "
+            f"{distilled.get('soft_target_texts')} texts (the training split and "
+            f"{distilled.get('unlabelled_texts')} unlabelled ones)",
+            f"- test macro F1: student {_f(distilled.get('student_macro_f1'))}, teacher "
+            f"{_f(distilled.get('teacher_macro_f1'))}; ships only within "
+            f"{distilled.get('max_f1_loss')} of the teacher: "
+            + ("**ships**" if distilled.get("ships") else "**does not ship**"),
+            "",
+        ]
     if metrics:
         lines += [
             "## Evaluation on the frozen test split",

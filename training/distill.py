@@ -1,0 +1,339 @@
+"""``cxthemes distill``: a smaller, faster student of a trained model.
+
+The student starts as a copy of the teacher with only some of its transformer layers (evenly
+spaced, first and last kept) and is trained to reproduce the teacher's outputs: its theme
+probabilities and sentiment distribution (soft targets) on the training split and on
+unlabelled real feedback. Labels are used only where the teacher's are: the dev split for
+early stopping and thresholds, the frozen test split for the final figures, which the
+student's card shows beside its teacher's.
+
+A student ships (becomes current) only if it stays within ``max_f1_loss`` (0.01) test macro F1
+of its teacher; otherwise its bundle is written for inspection and the teacher stays current.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from service.bundle import load_bundle
+from service.modeling import mean_pool
+from service.registry import current_version, set_current_version
+from service.taxonomy import load_taxonomy
+from service.text import normalise_for_dedup
+from training.data import find_label_files, fingerprint, load_items, split_items
+from training.train import TrainConfig, _Collator, _dataset, fit, write_bundle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    """A training run whose targets come from ``teacher`` (a bundle path or version)."""
+
+    base_model: str = ""  # the teacher's, filled in by distill()
+    labels: Path = Path("labels")
+    teacher: str = ""
+    student_layers: int = 6
+    # Unlabelled texts: files the batch readers take (their ``text_column``) and/or a number
+    # of real texts from the offline corpora (half Chinese reviews, half English tweets).
+    unlabelled: list[Path] = field(default_factory=list)
+    text_column: str = "text"
+    corpus_texts: int = 0
+    max_unlabelled: int = 50_000
+    max_f1_loss: float = 0.01
+    # Weight of matching the teacher's mean-pooled text embedding (relative squared error)
+    # beside its output probabilities: 384 numbers per text instead of 12.
+    pooled_loss_weight: float = 1.0
+    epochs: float = 3.0
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-4  # the heads start from the teacher's, not from scratch
+
+
+def layers_to_keep(n_layers: int, n_keep: int) -> list[int]:
+    """``n_keep`` evenly spaced layer indices out of ``n_layers``, the first and last included."""
+    if not 1 <= n_keep <= n_layers:
+        raise ValueError(f"student_layers must be between 1 and {n_layers}, got {n_keep}")
+    if n_keep == 1:
+        return [n_layers - 1]
+    return sorted({int(round(x)) for x in np.linspace(0, n_layers - 1, n_keep)})
+
+
+def make_student(teacher: nn.Module, n_keep: int) -> tuple[nn.Module, list[int]]:
+    """A deep copy of a BERT-style ``ThemeClassifier`` keeping ``n_keep`` of its layers."""
+    student = copy.deepcopy(teacher)
+    stack = getattr(getattr(student.encoder, "encoder", None), "layer", None)
+    if stack is None:
+        raise ValueError(f"cannot take layers from {type(student.encoder).__name__}")
+    keep = layers_to_keep(len(stack), n_keep)
+    student.encoder.encoder.layer = nn.ModuleList([stack[i] for i in keep])
+    student.encoder.config.num_hidden_layers = len(keep)
+    for new_index, layer in enumerate(student.encoder.encoder.layer):
+        # transformers 5 layers know their index (attention caches); keep it consistent.
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_index
+    return student, keep
+
+
+def unlabelled_texts(config: DistillConfig, exclude: set[str]) -> list[str]:
+    """The unlabelled pool: de-duplicated, without any labelled text (dev and test stay
+    unseen), capped at ``max_unlabelled``."""
+    from service.batch.readers import Reader
+
+    texts: list[str] = []
+    for path in config.unlabelled:
+        reader = Reader(path)
+        if config.text_column not in reader.columns:
+            raise ValueError(f"{path}: no column {config.text_column!r} (has {reader.columns})")
+        for chunk in reader.chunks(4096):
+            texts += [
+                str(r.values.get(config.text_column) or "") for r in chunk if r.problem is None
+            ]
+    if config.corpus_texts:
+        from training.corpora import real_texts
+
+        texts += real_texts(config.corpus_texts, seed=config.seed)
+    seen = set(exclude)
+    pool = []
+    for text in texts:
+        key = normalise_for_dedup(text)
+        if key and key not in seen:
+            seen.add(key)
+            pool.append(text)
+    return pool[: config.max_unlabelled]
+
+
+def distill(config: DistillConfig) -> tuple[Path, bool] | None:
+    """Train a student of ``config.teacher``; return its bundle path and whether it shipped
+    (None on non-main ranks of a distributed run)."""
+    started = time.monotonic()
+    models_dir = Path(config.models_dir)
+    from service.bundle import resolve_model_path
+
+    teacher = config.teacher
+    if teacher and not Path(teacher).exists() and (models_dir / teacher).is_dir():
+        teacher = str(models_dir / teacher)  # a version name
+    teacher_path = resolve_model_path(teacher or None, models_dir)
+    teacher_bundle = load_bundle(teacher_path, backend="torch")
+    teacher_meta = teacher_bundle.meta
+    config.base_model = teacher_meta["base_model"]
+    config.max_length = int(teacher_meta.get("max_length", config.max_length))
+    taxonomy = load_taxonomy(config.taxonomy_path)
+    if list(taxonomy.theme_ids) != list(teacher_bundle.theme_ids):
+        raise ValueError(f"{teacher_path} was trained on other themes than {taxonomy.theme_ids}")
+    items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
+    if problems.errors:
+        raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
+    splits = split_items(items)
+    if not splits["train"] or not splits["dev"]:
+        raise ValueError(f"need train and dev items, got {[len(v) for v in splits.values()]}")
+    set_seed(config.seed)
+    version = config.version or f"{teacher_bundle.version}-student{config.student_layers}"
+    bundle_path = models_dir / version
+    if bundle_path.exists() and current_version(models_dir) == version:
+        raise ValueError(f"{bundle_path} is the current model: distill under another --version")
+
+    labelled = {normalise_for_dedup(i.text) for i in items}
+    pool = [i.text for i in splits["train"]] + unlabelled_texts(config, labelled)
+    log.info("teacher %s: soft targets for %d texts", teacher_bundle.version, len(pool))
+    # The teacher's fastest exact backend (fp32 ONNX when exported) labels the pool.
+    prefix = teacher_meta.get("text_prefix", "")
+    tokenizer = teacher_bundle.tokenizer
+    targets = teacher_targets(teacher_path, pool, prefix, tokenizer, config.max_length)
+
+    student, kept = make_student(teacher_bundle.model, config.student_layers)
+    if config.encoder_dropout is not None:
+        student.set_encoder_dropout(config.encoder_dropout)
+    frozen = student.freeze_embeddings() if config.freeze_embeddings else 0
+    log.info(
+        "student: layers %s of %d, %d trainable parameters (frozen %d)",
+        kept,
+        teacher_bundle.model.encoder.config.num_hidden_layers,
+        sum(p.numel() for p in student.parameters() if p.requires_grad),
+        frozen,
+    )
+    train_ds = _soft_dataset(pool, targets, tokenizer, prefix, config)
+    dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
+    work_dir = models_dir / ".checkpoints" / version
+    wrapped = _Student(student, config.pooled_loss_weight)
+    trainer = fit(wrapped, tokenizer, train_ds, dev_ds, config, work_dir, _SoftCollator(tokenizer))
+    if trainer is None:
+        return None
+
+    teacher_metrics = teacher_meta.get("metrics", {})
+    same_data = teacher_meta.get("training_data", {}).get("fingerprint") == fingerprint(items)
+    baselines = (
+        {k: v for k, v in teacher_metrics.items() if k != "model"}
+        if same_data
+        else config.baselines
+    )
+    teacher_f1 = teacher_metrics.get("model", {}).get("macro_f1") if same_data else None
+    meta = write_bundle(
+        trainer.model.student.to("cpu").eval(),
+        tokenizer,
+        config,
+        taxonomy,
+        items,
+        splits,
+        prefix,
+        bundle_path,
+        train_seconds=time.monotonic() - started,
+        best_metric=trainer.state.best_metric,
+        baselines=baselines,
+        extra_meta={
+            "distillation": {
+                "teacher": teacher_bundle.version,
+                "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
+                "layers_kept": kept,
+                "soft_target_texts": len(pool),
+                "unlabelled_texts": len(pool) - len(splits["train"]),
+                "teacher_macro_f1": teacher_f1,
+            }
+        },
+    )
+    shutil.rmtree(work_dir, ignore_errors=True)
+    student_f1 = meta["metrics"]["model"]["macro_f1"] if "model" in meta["metrics"] else None
+    ships = (
+        teacher_f1 is not None
+        and student_f1 is not None
+        and teacher_f1 - student_f1 <= config.max_f1_loss
+    )
+    _record_gate(bundle_path, student_f1, teacher_f1, config.max_f1_loss, ships)
+    if ships and config.make_current:
+        set_current_version(models_dir, bundle_path.name, "distill")
+    log.info(
+        "wrote %s in %.0f s: macro F1 %s (teacher %s); %s",
+        bundle_path,
+        time.monotonic() - started,
+        student_f1,
+        teacher_f1,
+        "ships" if ships else "does not ship",
+    )
+    return bundle_path, ships
+
+
+def _record_gate(
+    bundle_path: Path,
+    student_f1: float | None,
+    teacher_f1: float | None,
+    max_loss: float,
+    ships: bool,
+) -> None:
+    """Write the ship decision into bundle.json and the card."""
+    from service.bundle import read_meta, write_meta
+    from training.card import render_card
+
+    meta = read_meta(bundle_path)  # as saved (with the format and file entries)
+    meta["distillation"].update(
+        {"student_macro_f1": student_f1, "max_f1_loss": max_loss, "ships": ships}
+    )
+    write_meta(bundle_path, meta)
+    (bundle_path / "README.md").write_text(render_card(meta), encoding="utf-8")
+
+
+@torch.no_grad()
+def teacher_targets(
+    teacher_path: Path, texts: list[str], prefix: str, tokenizer, max_length: int
+) -> dict[str, np.ndarray]:
+    """The teacher's theme probabilities, sentiment distribution and mean-pooled embedding
+    for each text, on the same truncated tokens the student trains on. Uses the exact fp32
+    ONNX graph when the bundle has one (faster on a CPU), else the torch model."""
+    from service.backends import ONNX_DIR, ONNX_FP32
+
+    backend = "onnx-fp32" if (teacher_path / ONNX_DIR / ONNX_FP32).is_file() else "torch"
+    model = load_bundle(teacher_path, backend=backend).model
+    n = len(texts)
+    out = {"themes": np.zeros((n, 0)), "sentiment": np.zeros((n, 0)), "pooled": np.zeros((n, 0))}
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    parts: dict[str, list] = {k: [] for k in out}
+    for start in tqdm(range(0, n, 32), desc="teacher targets", unit="batch"):
+        idx = order[start : start + 32]
+        enc = tokenizer(
+            [prefix + texts[i] for i in idx],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        res = model(enc["input_ids"], enc["attention_mask"], return_hidden=True)
+        parts["themes"].append(torch.sigmoid(res["theme_logits"]).numpy())
+        parts["sentiment"].append(torch.softmax(res["sentiment_logits"], -1).numpy())
+        parts["pooled"].append(mean_pool(res["hidden"], enc["attention_mask"]).numpy())
+    inverse = np.argsort(order, kind="stable")
+    for key in out:
+        out[key] = np.concatenate(parts[key]).astype(np.float32)[inverse]
+    return out
+
+
+class _Student(nn.Module):
+    """The student during training: its own losses against the soft targets, plus the
+    relative squared distance of its pooled embedding to the teacher's."""
+
+    def __init__(self, student: nn.Module, pooled_weight: float) -> None:
+        super().__init__()
+        self.student = student
+        self.pooled_weight = pooled_weight
+
+    def heads(self) -> nn.ModuleList:
+        """The student's output layers (the optimizer's parameter groups ask for them)."""
+        return self.student.heads()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        theme_labels: torch.Tensor | None = None,
+        sentiment_labels: torch.Tensor | None = None,
+        teacher_pooled: torch.Tensor | None = None,
+        **_: object,
+    ) -> dict[str, torch.Tensor]:
+        out = self.student(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            theme_labels=theme_labels,
+            sentiment_labels=sentiment_labels,
+            return_hidden=True,
+        )
+        hidden = out.pop("hidden")
+        if teacher_pooled is not None and "loss" in out and self.pooled_weight:
+            pooled = mean_pool(hidden, attention_mask)
+            error = (pooled - teacher_pooled).pow(2).sum(-1) / teacher_pooled.pow(2).sum(-1)
+            out["loss"] = out["loss"] + self.pooled_weight * error.mean()
+        return out
+
+
+class _SoftCollator(_Collator):
+    """Also stacks the teacher's pooled embeddings when the batch carries them."""
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = super().__call__(features)
+        if "teacher_pooled" in features[0]:
+            batch["teacher_pooled"] = torch.tensor([f["teacher_pooled"] for f in features])
+        return batch
+
+
+def _soft_dataset(texts, targets: dict[str, np.ndarray], tokenizer, prefix: str, config):
+    from datasets import Dataset
+
+    enc = tokenizer([prefix + t for t in texts], truncation=True, max_length=config.max_length)
+    return Dataset.from_dict(
+        {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "length": [len(x) for x in enc["input_ids"]],
+            "theme_labels": targets["themes"].tolist(),
+            "sentiment_labels": targets["sentiment"].tolist(),
+            "teacher_pooled": targets["pooled"].tolist(),
+        }
+    )
