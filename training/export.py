@@ -64,6 +64,7 @@ def export_onnx(
     )
     raw = work / "raw.onnx"
     dynamic = {0: "batch", 1: "sequence"}
+    _eager_attention(bundle.model.encoder)
     torch.onnx.export(
         _Exported(bundle.model).eval(),
         (sample["input_ids"], sample["attention_mask"]),
@@ -87,6 +88,7 @@ def export_onnx(
         hidden_size=config.hidden_size,
     )
     optimized.save_model_to_file(str(work / ONNX_FP32))
+    fused = sum(n.op_type == "Attention" for n in optimized.model.graph.node)
     raw.unlink()
     quantize_dynamic(
         str(work / ONNX_FP32),
@@ -102,6 +104,7 @@ def export_onnx(
         "opset": OPSET,
         "files": [f"{ONNX_DIR}/{ONNX_FP32}", f"{ONNX_DIR}/{ONNX_INT8}"],
         "quantization": "dynamic, QInt8 per-channel weights",
+        "fused_attention_blocks": fused,
         "export_seconds": round(time.monotonic() - started, 1),
     }
     if check_texts:
@@ -120,6 +123,16 @@ def export_onnx(
     meta["onnx"] = figures
     write_meta(root, meta)
     return figures
+
+
+def _eager_attention(encoder: nn.Module) -> None:
+    """Export attention as plain MatMul/Softmax. transformers 5 defaults to SDPA, whose
+    exported masking (Where/IsNaN) ONNX Runtime's BERT optimizer cannot fuse; the fused
+    Attention op is ~15% faster on these CPUs and equal to ~2e-5."""
+    try:
+        encoder.set_attn_implementation("eager")
+    except (AttributeError, ValueError):  # older transformers or a custom encoder
+        encoder.config._attn_implementation = "eager"
 
 
 def agreement(bundle_path: Path, texts: list[str]) -> dict:

@@ -38,6 +38,8 @@ def test_export_records_files_and_agreement(exported, texts):
     assert not (exported / f"{ONNX_DIR}.partial").exists()
     meta = json.loads((exported / "bundle.json").read_text())
     assert meta["onnx"]["n_check_texts"] == len(texts)
+    # Every layer's attention is one fused ONNX Runtime Attention op (eager export).
+    assert figures["fused_attention_blocks"] == 2
     assert meta["onnx"]["sentiment_agrees"] >= 0.95
     assert figures["max_abs_theme_prob_diff"] < 0.05
     # int8 is half the size or less (the embedding matrix dominates the tiny model too)
