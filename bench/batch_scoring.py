@@ -57,6 +57,7 @@ def plain_pipeline(bundle: Path):
 def throughput(args) -> None:
     from service.batch.runner import Job, ScoreOptions
     from service.bundle import resolve_model_path
+    from service.core.config import get_settings
     from service.predictor import Predictor
 
     bundle = resolve_model_path(args.model, ROOT / "models")
@@ -64,7 +65,18 @@ def throughput(args) -> None:
     print(f"{len(texts):,} real texts ({len(set(texts)):,} distinct), bundle {bundle.name}")
     with tempfile.TemporaryDirectory() as tmp:
         src = write_jsonl(Path(tmp) / "in.jsonl", texts)
-        predictor = Predictor.from_path(bundle)
+        # Built exactly as `cxthemes score` builds it (settings' backend, batch size, ...).
+        settings = get_settings()
+        predictor = Predictor.from_path(
+            bundle,
+            device=settings.device,
+            backend=settings.backend,
+            batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            review_margin=settings.review_margin,
+            evidence=settings.evidence,
+        )
+        print(f"backend {predictor.bundle.backend} ({settings.backend})")
         started = time.perf_counter()
         summary = Job(predictor, src, Path(tmp) / "out.jsonl", ScoreOptions()).run(progress=False)
         ours = time.perf_counter() - started
