@@ -58,7 +58,7 @@ def throughput(args) -> None:
     from service.batch.runner import Job, ScoreOptions
     from service.bundle import resolve_model_path
     from service.core.config import get_settings
-    from service.predictor import Predictor
+    from service.predictor import Predictor, predictor_options
 
     bundle = resolve_model_path(args.model, ROOT / "models")
     texts = real_texts(args.n)
@@ -67,15 +67,7 @@ def throughput(args) -> None:
         src = write_jsonl(Path(tmp) / "in.jsonl", texts)
         # Built exactly as `cxthemes score` builds it (settings' backend, batch size, ...).
         settings = get_settings()
-        predictor = Predictor.from_path(
-            bundle,
-            device=settings.device,
-            backend=settings.backend,
-            batch_size=settings.batch_size,
-            max_length=settings.max_length,
-            review_margin=settings.review_margin,
-            evidence=settings.evidence,
-        )
+        predictor = Predictor.from_path(bundle, **predictor_options(settings))
         print(f"backend {predictor.bundle.backend} ({settings.backend})")
         started = time.perf_counter()
         summary = Job(predictor, src, Path(tmp) / "out.jsonl", ScoreOptions()).run(progress=False)

@@ -169,7 +169,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from service.batch.readers import input_format
     from service.batch.runner import Job, ScoreOptions
     from service.bundle import resolve_model_path
-    from service.predictor import Predictor
+    from service.predictor import Predictor, predictor_options
 
     source = Path(args.input)
     input_format(source)  # a clear error before the model loads
@@ -207,13 +207,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         print(f"scored {rows} rows with Ray into {output}/", file=sys.stderr)
         return 0
     predictor = Predictor.from_path(
-        model_path,
-        device=settings.device,
-        backend=settings.backend,
-        batch_size=args.batch_size or settings.batch_size,
-        max_length=settings.max_length,
-        review_margin=settings.review_margin,
-        evidence=settings.evidence,
+        model_path, **predictor_options(settings, batch_size=args.batch_size)
     )
     store = None
     if args.record:

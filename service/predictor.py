@@ -355,5 +355,18 @@ class Predictor:
         )
 
 
+def predictor_options(settings, batch_size: int | None = None) -> dict:
+    """``Predictor.from_path`` keyword arguments from the settings (one place for ``score``,
+    the API and the benchmarks); ``batch_size`` overrides the settings' scoring batch size."""
+    return {
+        "device": settings.device,
+        "backend": settings.backend,
+        "batch_size": batch_size or settings.batch_size,
+        "max_length": settings.max_length,
+        "review_margin": settings.review_margin,
+        "evidence": settings.evidence,
+    }
+
+
 def _round(x: float) -> float:
     return 0.0 if math.isnan(x) else round(float(x), 4)

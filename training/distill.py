@@ -26,13 +26,13 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from service.bundle import load_bundle
+from service.bundle import load_bundle, resolve_model_path
 from service.modeling import mean_pool
 from service.registry import current_version, set_current_version
 from service.taxonomy import load_taxonomy
 from service.text import normalise_for_dedup
 from training.data import find_label_files, fingerprint, load_items, split_items
-from training.train import TrainConfig, _Collator, _dataset, fit, write_bundle
+from training.train import TrainConfig, _dataset, fit, token_dataset, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,6 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     (None on non-main ranks of a distributed run)."""
     started = time.monotonic()
     models_dir = Path(config.models_dir)
-    from service.bundle import resolve_model_path
-
     teacher = config.teacher
     if teacher and not Path(teacher).exists() and (models_dir / teacher).is_dir():
         teacher = str(models_dir / teacher)  # a version name
@@ -164,11 +162,19 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         sum(p.numel() for p in student.parameters() if p.requires_grad),
         frozen,
     )
-    train_ds = _soft_dataset(pool, targets, tokenizer, prefix, config)
+    train_ds = token_dataset(
+        pool,
+        tokenizer,
+        prefix,
+        config.max_length,
+        theme_labels=targets["themes"].tolist(),
+        sentiment_labels=targets["sentiment"].tolist(),
+        teacher_pooled=targets["pooled"].tolist(),
+    )
     dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
     work_dir = models_dir / ".checkpoints" / version
     wrapped = _Student(student, config.pooled_loss_weight)
-    trainer = fit(wrapped, tokenizer, train_ds, dev_ds, config, work_dir, _SoftCollator(tokenizer))
+    trainer = fit(wrapped, tokenizer, train_ds, dev_ds, config, work_dir)
     if trainer is None:
         return None
 
@@ -180,7 +186,27 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         else config.baselines
     )
     teacher_f1 = teacher_metrics.get("model", {}).get("macro_f1") if same_data else None
-    meta = write_bundle(
+    distillation = {
+        "teacher": teacher_bundle.version,
+        "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
+        "layers_kept": kept,
+        "soft_target_texts": len(pool),
+        "unlabelled_texts": len(pool) - len(splits["train"]),
+        "teacher_macro_f1": teacher_f1,
+        "max_f1_loss": config.max_f1_loss,
+    }
+
+    def gate(meta: dict) -> None:
+        """Record the student's F1 and whether it ships, before the bundle is written."""
+        student_f1 = meta["metrics"].get("model", {}).get("macro_f1")
+        distillation["student_macro_f1"] = student_f1
+        distillation["ships"] = (
+            teacher_f1 is not None
+            and student_f1 is not None
+            and teacher_f1 - student_f1 <= config.max_f1_loss
+        )
+
+    write_bundle(
         trainer.model.student.to("cpu").eval(),
         tokenizer,
         config,
@@ -192,25 +218,11 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         train_seconds=time.monotonic() - started,
         best_metric=trainer.state.best_metric,
         baselines=baselines,
-        extra_meta={
-            "distillation": {
-                "teacher": teacher_bundle.version,
-                "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
-                "layers_kept": kept,
-                "soft_target_texts": len(pool),
-                "unlabelled_texts": len(pool) - len(splits["train"]),
-                "teacher_macro_f1": teacher_f1,
-            }
-        },
+        extra_meta={"distillation": distillation},
+        before_save=gate,
     )
     shutil.rmtree(work_dir, ignore_errors=True)
-    student_f1 = meta["metrics"]["model"]["macro_f1"] if "model" in meta["metrics"] else None
-    ships = (
-        teacher_f1 is not None
-        and student_f1 is not None
-        and teacher_f1 - student_f1 <= config.max_f1_loss
-    )
-    _record_gate(bundle_path, student_f1, teacher_f1, config.max_f1_loss, ships)
+    ships, student_f1 = distillation["ships"], distillation["student_macro_f1"]
     if ships and config.make_current:
         set_current_version(models_dir, bundle_path.name, "distill")
     log.info(
@@ -224,25 +236,6 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     return bundle_path, ships
 
 
-def _record_gate(
-    bundle_path: Path,
-    student_f1: float | None,
-    teacher_f1: float | None,
-    max_loss: float,
-    ships: bool,
-) -> None:
-    """Write the ship decision into bundle.json and the card."""
-    from service.bundle import read_meta, write_meta
-    from training.card import render_card
-
-    meta = read_meta(bundle_path)  # as saved (with the format and file entries)
-    meta["distillation"].update(
-        {"student_macro_f1": student_f1, "max_f1_loss": max_loss, "ships": ships}
-    )
-    write_meta(bundle_path, meta)
-    (bundle_path / "README.md").write_text(render_card(meta), encoding="utf-8")
-
-
 @torch.no_grad()
 def teacher_targets(
     teacher_path: Path, texts: list[str], prefix: str, tokenizer, max_length: int
@@ -254,11 +247,9 @@ def teacher_targets(
 
     backend = "onnx-fp32" if (teacher_path / ONNX_DIR / ONNX_FP32).is_file() else "torch"
     model = load_bundle(teacher_path, backend=backend).model
-    n = len(texts)
-    out = {"themes": np.zeros((n, 0)), "sentiment": np.zeros((n, 0)), "pooled": np.zeros((n, 0))}
     order = np.argsort([len(t) for t in texts], kind="stable")
-    parts: dict[str, list] = {k: [] for k in out}
-    for start in tqdm(range(0, n, 32), desc="teacher targets", unit="batch"):
+    parts: dict[str, list] = {"themes": [], "sentiment": [], "pooled": []}
+    for start in tqdm(range(0, len(texts), 32), desc="teacher targets", unit="batch"):
         idx = order[start : start + 32]
         enc = tokenizer(
             [prefix + texts[i] for i in idx],
@@ -272,9 +263,7 @@ def teacher_targets(
         parts["sentiment"].append(torch.softmax(res["sentiment_logits"], -1).numpy())
         parts["pooled"].append(mean_pool(res["hidden"], enc["attention_mask"]).numpy())
     inverse = np.argsort(order, kind="stable")
-    for key in out:
-        out[key] = np.concatenate(parts[key]).astype(np.float32)[inverse]
-    return out
+    return {k: np.concatenate(v).astype(np.float32)[inverse] for k, v in parts.items()}
 
 
 class _Student(nn.Module):
@@ -312,29 +301,3 @@ class _Student(nn.Module):
             error = (pooled - teacher_pooled).pow(2).sum(-1) / teacher_pooled.pow(2).sum(-1)
             out["loss"] = out["loss"] + self.pooled_weight * error.mean()
         return out
-
-
-class _SoftCollator(_Collator):
-    """Also stacks the teacher's pooled embeddings when the batch carries them."""
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        batch = super().__call__(features)
-        if "teacher_pooled" in features[0]:
-            batch["teacher_pooled"] = torch.tensor([f["teacher_pooled"] for f in features])
-        return batch
-
-
-def _soft_dataset(texts, targets: dict[str, np.ndarray], tokenizer, prefix: str, config):
-    from datasets import Dataset
-
-    enc = tokenizer([prefix + t for t in texts], truncation=True, max_length=config.max_length)
-    return Dataset.from_dict(
-        {
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "length": [len(x) for x in enc["input_ids"]],
-            "theme_labels": targets["themes"].tolist(),
-            "sentiment_labels": targets["sentiment"].tolist(),
-            "teacher_pooled": targets["pooled"].tolist(),
-        }
-    )

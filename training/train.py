@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +98,9 @@ def _prefix_for(base_model: str, configured: str | None) -> str:
 
 
 class _Collator:
-    """Pads token ids per batch and stacks the two label tensors."""
+    """Pads token ids per batch and stacks every other column (labels, teacher targets)."""
+
+    _TOKENS = ("input_ids", "attention_mask", "length")
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -110,24 +113,36 @@ class _Collator:
             ],
             return_tensors="pt",
         )
-        batch["theme_labels"] = torch.tensor([f["theme_labels"] for f in features])
-        batch["sentiment_labels"] = torch.tensor([f["sentiment_labels"] for f in features])
+        for key in features[0]:
+            if key not in self._TOKENS:
+                batch[key] = torch.tensor([f[key] for f in features])
         return batch
 
 
-def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_length: int):
+def token_dataset(texts: list[str], tokenizer, prefix: str, max_length: int, **columns):
+    """A ``datasets.Dataset`` of the texts' token ids (truncated) and the given columns."""
     from datasets import Dataset
 
-    themes, sentiments = label_arrays(items, taxonomy)
-    enc = tokenizer([prefix + i.text for i in items], truncation=True, max_length=max_length)
+    enc = tokenizer([prefix + t for t in texts], truncation=True, max_length=max_length)
     return Dataset.from_dict(
         {
             "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"],
             "length": [len(x) for x in enc["input_ids"]],
-            "theme_labels": themes.astype(np.float32).tolist(),
-            "sentiment_labels": sentiments.tolist(),
+            **columns,
         }
+    )
+
+
+def _dataset(items: list[Item], taxonomy: Taxonomy, tokenizer, prefix: str, max_length: int):
+    themes, sentiments = label_arrays(items, taxonomy)
+    return token_dataset(
+        [i.text for i in items],
+        tokenizer,
+        prefix,
+        max_length,
+        theme_labels=themes.astype(np.float32).tolist(),
+        sentiment_labels=sentiments.tolist(),
     )
 
 
@@ -262,9 +277,7 @@ def train(config: TrainConfig) -> Path | None:
     return bundle_path
 
 
-def fit(
-    model, tokenizer, train_ds, dev_ds, config: TrainConfig, work_dir: Path, collator=None
-) -> Trainer | None:
+def fit(model, tokenizer, train_ds, dev_ds, config: TrainConfig, work_dir: Path) -> Trainer | None:
     """Run the Trainer (early stopping on dev, best epoch kept); None on non-main ranks.
 
     ``train_ds`` labels may be hard (0/1 themes, a sentiment index) or soft (probabilities
@@ -303,7 +316,7 @@ def fit(
         args=args,
         train_dataset=train_ds,
         eval_dataset=dev_ds,
-        data_collator=collator or _Collator(tokenizer),
+        data_collator=_Collator(tokenizer),
         compute_metrics=_selection_metrics,
         optimizers=(_optimizer(model, config), None),  # Trainer adds the warm-up/decay schedule
         callbacks=[EarlyStoppingCallback(config.patience), LossProgressCallback()],
@@ -340,10 +353,12 @@ def write_bundle(
     best_metric: float | None,
     baselines: bool | dict = True,
     extra_meta: dict | None = None,
+    before_save: Callable[[dict], None] | None = None,
 ) -> dict:
     """Tune thresholds on dev, evaluate on the frozen test split, write the bundle and its
     card; return the bundle's metadata. ``baselines``: run them, skip them, or reuse the
-    given figures (a distilled student shares its teacher's data and baselines)."""
+    given figures (a distilled student shares its teacher's data and baselines).
+    ``before_save`` may amend the metadata once the figures are in (a student's gate)."""
     meta = {
         "version": bundle_path.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -397,6 +412,8 @@ def write_bundle(
 
         metrics.update(run_baselines(splits, taxonomy, config.base_model, prefix))
     meta["metrics"] = metrics
+    if before_save is not None:
+        before_save(meta)
 
     from training.card import render_card
 

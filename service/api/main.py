@@ -31,7 +31,7 @@ from service.api.routes import (
 from service.batching import MicroBatcher
 from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
-from service.predictor import Predictor
+from service.predictor import Predictor, predictor_options
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,7 @@ def load_predictor(settings: Settings) -> Predictor:
         torch.set_num_threads(settings.torch_threads)
     return Predictor.from_path(
         resolve_model_path(settings.model, settings.models_dir),
-        device=settings.device,
-        backend=settings.backend,
-        batch_size=settings.api_batch_size,
-        max_length=settings.max_length,
-        review_margin=settings.review_margin,
-        evidence=settings.evidence,
+        **predictor_options(settings, batch_size=settings.api_batch_size),
     )
 
 
