@@ -18,6 +18,18 @@ from service.batch.runner import ScoreOptions
 from service.batch.writers import PredictionColumns
 
 
+def actor_arguments(model_path: str | Path, options: dict, settings) -> dict:
+    """The :class:`ScoreActor` constructor arguments: each actor builds its predictor from the
+    settings exactly as the local engine does (backend included)."""
+    from service.predictor import predictor_options
+
+    return {
+        "model_path": str(Path(model_path).resolve()),
+        "options": options,
+        "predictor_kwargs": predictor_options(settings),
+    }
+
+
 class ScoreActor:
     """Holds one predictor; scores Arrow batches."""
 
@@ -159,20 +171,9 @@ def score_with_ray(
     check = _valid(opts)
     good = dataset.filter(check)
     bad = dataset.filter(lambda row: not check(row))
-    predictor_kwargs = {
-        "device": settings.device,
-        "batch_size": settings.batch_size,
-        "max_length": settings.max_length,
-        "review_margin": settings.review_margin,
-        "evidence": settings.evidence,
-    }
     scored = good.map_batches(
         ScoreActor,
-        fn_constructor_kwargs={
-            "model_path": str(Path(model_path).resolve()),
-            "options": opts,
-            "predictor_kwargs": predictor_kwargs,
-        },
+        fn_constructor_kwargs=actor_arguments(model_path, opts, settings),
         batch_size=options.chunk_rows,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),

@@ -77,3 +77,17 @@ def test_ray_output_equals_local_output(predictor, tiny_bundle, tmp_path):
                 assert b[key] == pytest.approx(value, abs=1e-3)
     bad = sorted(p for p in (tmp_path / "ray.parquet.errors").iterdir())
     assert sum(f.read_text().count("\n") - 1 for f in bad) == 2
+
+
+def test_ray_actors_build_their_predictor_from_the_settings(tiny_bundle):
+    """Each actor's predictor gets the settings' backend and options, as `score` does (the
+    actors used to leave the backend out and always scored with torch)."""
+    from service.batch.ray_engine import ScoreActor, actor_arguments
+    from service.bundle import BundleError
+
+    opts = {"text_column": "text", "id_column": "id", "lang_column": None, "prefix": ""}
+    actor = ScoreActor(**actor_arguments(tiny_bundle, opts, Settings(review_margin=0.3)))
+    assert actor.predictor.review_margin == 0.3
+    assert actor.predictor.bundle.backend == "torch"  # auto: the tiny bundle has no export
+    with pytest.raises(BundleError, match="no ONNX export"):
+        ScoreActor(**actor_arguments(tiny_bundle, opts, Settings(backend="onnx")))
