@@ -36,6 +36,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Known vulnerabilities in the pinned dependencies (PyPI advisory database); fails on any found.
 # AUDIT_FLAGS=--strict also fails when a package could not be checked (e.g. the advisory API is

@@ -1,5 +1,6 @@
 """Rebuild the real base model on the device from carried parts (non-embedding weights, and the
 word-embedding rows of every labelled text's tokens; other rows are never read)."""
+
 import lzma
 import shutil
 from pathlib import Path

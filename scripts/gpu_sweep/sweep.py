@@ -1,4 +1,5 @@
 """Hyper-parameter sweep on the GPU; selection by dev only, the test figures are reported."""
+
 import json
 import os
 import subprocess
@@ -27,9 +28,21 @@ for name, args in RUNS:
     if time.monotonic() - t0 > float(sys.argv[1]):
         print("time guard: stop before", name)
         break
-    cmd = [sys.executable, "-m", "service.cli", "train", "--base-model", "/tmp/base",
-           "--labels", ".gpu/labels/items.jsonl", "--no-baselines", "--no-current",
-           "--version", name, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "train",
+        "--base-model",
+        "/tmp/base",
+        "--labels",
+        ".gpu/labels/items.jsonl",
+        "--no-baselines",
+        "--no-current",
+        "--version",
+        name,
+        *args,
+    ]
     s = time.monotonic()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -37,13 +50,23 @@ for name, args in RUNS:
         continue
     b = json.loads(Path(f"/tmp/sweep/{name}/bundle.json").read_text())
     m = b["metrics"]["model"]
-    row = {"run": name, "args": args, "dev_selection": b["best_dev_selection"],
-           "test_macro_f1": m["macro_f1"], "test_micro_f1": m["micro_f1"],
-           "sentiment": m["sentiment"], "per_language": m["per_language"],
-           "train_s": b["training_seconds"], "wall_s": round(time.monotonic() - s, 1)}
+    row = {
+        "run": name,
+        "args": args,
+        "dev_selection": b["best_dev_selection"],
+        "test_macro_f1": m["macro_f1"],
+        "test_micro_f1": m["micro_f1"],
+        "sentiment": m["sentiment"],
+        "per_language": m["per_language"],
+        "train_s": b["training_seconds"],
+        "wall_s": round(time.monotonic() - s, 1),
+    }
     summary.append(row)
-    print(f"{name:14s} dev {row['dev_selection']:.4f} test macro {row['test_macro_f1']:.4f} "
-          f"train {row['train_s']} s wall {row['wall_s']} s", flush=True)
+    print(
+        f"{name:14s} dev {row['dev_selection']:.4f} test macro {row['test_macro_f1']:.4f} "
+        f"train {row['train_s']} s wall {row['wall_s']} s",
+        flush=True,
+    )
     (OUT / "sweep.json").write_text(json.dumps(summary, indent=1))
     if best is None or row["dev_selection"] > best["dev_selection"]:
         best = row

@@ -10,16 +10,27 @@ from sqlalchemy import create_engine, inspect, select, text
 
 # (language, text with personal data, the raw values that must never reach the store)
 ITEMS = [
-    ("en", "Refund never came. Email me at jane.doe@example.com or call (415) 555-2671.",
-     ["jane.doe@example.com", "555-2671"]),
-    ("zh", "客服太慢了，我的手机13812345678，身份证11010519491231002X，快点处理退款。",
-     ["13812345678", "11010519491231002X"]),
-    ("de", "Zu teuer. Karte 4111 1111 1111 1111 wurde doppelt belastet, Tel +49 30 123456.",
-     ["4111 1111 1111 1111", "123456"]),
-    ("fr", "Le service client ne répond pas, appelez-moi au 06 12 34 56 78.",
-     ["06 12 34 56 78"]),
-    ("es", "La app es lenta. Mi correo: pepe.garcia@correo.es, mi móvil 612 345 678.",
-     ["pepe.garcia@correo.es", "612 345 678"]),
+    (
+        "en",
+        "Refund never came. Email me at jane.doe@example.com or call (415) 555-2671.",
+        ["jane.doe@example.com", "555-2671"],
+    ),
+    (
+        "zh",
+        "客服太慢了，我的手机13812345678，身份证11010519491231002X，快点处理退款。",
+        ["13812345678", "11010519491231002X"],
+    ),
+    (
+        "de",
+        "Zu teuer. Karte 4111 1111 1111 1111 wurde doppelt belastet, Tel +49 30 123456.",
+        ["4111 1111 1111 1111", "123456"],
+    ),
+    ("fr", "Le service client ne répond pas, appelez-moi au 06 12 34 56 78.", ["06 12 34 56 78"]),
+    (
+        "es",
+        "La app es lenta. Mi correo: pepe.garcia@correo.es, mi móvil 612 345 678.",
+        ["pepe.garcia@correo.es", "612 345 678"],
+    ),
 ]
 META_SECRET = "crm.owner@example.org"
 
