@@ -33,11 +33,15 @@ def tiny_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_labels(tmp_path_factory) -> Path:
-    """A copy of a few hundred labelled items, enough for every split to have each theme."""
+    """A copy of a few hundred labelled items, enough for every split to have each theme: the
+    first 60 of each source and language (``en.jsonl`` then ``en_2.jsonl``...), so adding
+    files to a language does not grow the fast tests."""
     out = tmp_path_factory.mktemp("labels") / "items.jsonl"
-    lines = []
+    groups: dict[tuple[Path, str], list[str]] = {}
     for path in sorted(LABELS.rglob("*.jsonl")):
-        lines.extend(path.read_text(encoding="utf-8").splitlines()[:60])
+        group = groups.setdefault((path.parent, path.stem.split("_")[0]), [])
+        group.extend(path.read_text(encoding="utf-8").splitlines())
+    lines = [line for group in groups.values() for line in group[:60]]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
