@@ -625,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
         "distill", help="train a smaller, faster student of a model on its own outputs"
     )
     p.add_argument("--teacher", help="bundle path or version (default: models/current)")
-    p.add_argument("--layers", type=int, help="transformer layers the student keeps (default 6)")
+    p.add_argument("--layers", type=int, help="transformer layers the student keeps (default 8)")
     p.add_argument(
         "--unlabelled",
         action="append",

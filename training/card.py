@@ -92,8 +92,11 @@ def render_card(meta: dict[str, Any]) -> str:
             f"{distilled.get('soft_target_texts')} texts (the training split and "
             f"{distilled.get('unlabelled_texts')} unlabelled ones)",
             f"- test macro F1: student {_f(distilled.get('student_macro_f1'))}, teacher "
-            f"{_f(distilled.get('teacher_macro_f1'))}; ships only within "
-            f"{distilled.get('max_f1_loss')} of the teacher: "
+            f"{_f(distilled.get('teacher_macro_f1'))}; sentiment accuracy: student "
+            f"{_f(distilled.get('student_sentiment_accuracy'))}, teacher "
+            f"{_f(distilled.get('teacher_sentiment_accuracy'))}",
+            f"- ships only within {distilled.get('max_f1_loss')} of the teacher's macro F1 and "
+            f"{distilled.get('max_sentiment_loss')} of its sentiment accuracy: "
             + ("**ships**" if distilled.get("ships") else "**does not ship**"),
             "",
         ]

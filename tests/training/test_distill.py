@@ -68,7 +68,14 @@ def test_distill_writes_a_loadable_student_that_follows_the_gate(
     texts += ["the app is slow and the price went up 0"]  # a duplicate, counted once
     unlabelled.write_text("\n".join(json.dumps({"text": t}) for t in texts), encoding="utf-8")
     path, ships = distill(
-        _config(tiny_bundle, small_labels, models, unlabelled=[unlabelled], max_f1_loss=1.0)
+        _config(
+            tiny_bundle,
+            small_labels,
+            models,
+            unlabelled=[unlabelled],
+            max_f1_loss=1.0,
+            max_sentiment_loss=1.0,
+        )
     )
     meta = read_meta(path)
     d = meta["distillation"]
@@ -79,6 +86,9 @@ def test_distill_writes_a_loadable_student_that_follows_the_gate(
     assert d["soft_target_texts"] == 40 + teacher_meta["training_data"]["n_train"]
     assert d["teacher_macro_f1"] == teacher_meta["metrics"]["model"]["macro_f1"]
     assert d["student_macro_f1"] == meta["metrics"]["model"]["macro_f1"]
+    teacher_sentiment = teacher_meta["metrics"]["model"]["sentiment"]["accuracy"]
+    assert d["teacher_sentiment_accuracy"] == teacher_sentiment
+    assert d["student_sentiment_accuracy"] == meta["metrics"]["model"]["sentiment"]["accuracy"]
     assert ships is True and d["ships"] is True
     assert current_version(models) == "tiny-student"
     assert "## Distillation" in (path / "README.md").read_text(encoding="utf-8")
@@ -100,6 +110,24 @@ def test_a_student_that_loses_too_much_is_written_but_not_made_current(
     assert ships is False
     assert read_meta(path)["distillation"]["ships"] is False
     assert current_version(models) == "keep"
+
+
+def test_a_student_within_the_f1_limit_that_loses_sentiment_does_not_ship(
+    tiny_bundle, small_labels, tmp_path
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "keep").symlink_to(tiny_bundle, target_is_directory=True)
+    set_current_version(models, "keep", "test")
+    # Any F1 passes; max_sentiment_loss < 0: the sentiment limit alone must stop it.
+    config = _config(
+        tiny_bundle, small_labels, models, max_f1_loss=1.0, max_sentiment_loss=-1.0, max_steps=2
+    )
+    path, ships = distill(config)
+    assert ships is False
+    assert read_meta(path)["distillation"]["ships"] is False
+    assert current_version(models) == "keep"
+    assert "**does not ship**" in (path / "README.md").read_text(encoding="utf-8")
     assert "does not ship" in (path / "README.md").read_text(encoding="utf-8")
 
 
