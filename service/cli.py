@@ -546,7 +546,9 @@ def cmd_labels_freeze_splits(args: argparse.Namespace, settings: Settings) -> in
     from service.taxonomy import load_taxonomy
 
     target = Path(args.out) if args.out else splits.SPLITS_FILE
-    if target.exists() and not args.force:
+    if args.add_new and not target.exists():
+        raise CLIError(f"{target} does not exist: freeze the splits first")
+    if target.exists() and not args.force and not args.add_new:
         raise CLIError(
             f"{target} exists: frozen splits must not move (new items already get a split by "
             "hash); --force rebuilds it, invalidating every earlier test figure"
@@ -557,6 +559,10 @@ def cmd_labels_freeze_splits(args: argparse.Namespace, settings: Settings) -> in
     )
     if problems.errors:
         raise CLIError("fix the labelled data first (cxthemes labels check)")
+    if args.add_new:
+        n = splits.extend_manifest(items, target)
+        print(f"recorded the splits of {n} new items in {target} (as they were: none moved)")
+        return 0
     n = splits.write_manifest(splits.stratified_assignment(items), target)
     print(f"froze the splits of {n} items into {target}")
     return 0
@@ -756,6 +762,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--labels", help="folder or JSONL file (default: labels/data)")
     q.add_argument("--out", help="manifest path (default: labels/splits.tsv)")
     q.add_argument("--force", action="store_true", help="rebuild an existing manifest")
+    q.add_argument(
+        "--add-new",
+        action="store_true",
+        help="record the items the manifest lacks with the split they already have (by hash)",
+    )
     q.set_defaults(func=cmd_labels_freeze_splits)
     q = labels_sub.add_parser("agreement", help="Cohen's kappa against a second labelling pass")
     q.add_argument("--first", default="labels/agreement/first_pass.jsonl")

@@ -131,3 +131,19 @@ def test_distill_command_trains_a_student(
     assert "student bundle:" in out and "cli-student" in out
     assert "## Distillation" in out
     assert (tmp_path / "models" / "cli-student" / "bundle.json").is_file()
+
+
+def test_freeze_splits_add_new_records_only_the_missing_items(small_labels, tmp_path, capsys):
+    out = tmp_path / "splits.tsv"
+    args = ["labels", "freeze-splits", "--labels", str(small_labels), "--out", str(out)]
+    assert main([*args, "--add-new"]) == 2  # nothing frozen yet
+    assert "freeze the splits first" in capsys.readouterr().err
+    assert main(args) == 0
+    rows = out.read_text().splitlines()
+    out.write_text("\n".join(rows[:-10]) + "\n")  # as if the last 10 items came later
+    assert main([*args, "--add-new"]) == 0
+    assert "10 new items" in capsys.readouterr().out
+    after = dict(r.split("\t") for r in out.read_text().splitlines()[1:])
+    before = dict(r.split("\t") for r in rows[1:])
+    assert after.keys() == before.keys()  # the 10 are back (with their hash split)
+    assert all(after[k] == s for k, s in list(before.items())[:-10])  # the others did not move

@@ -103,3 +103,17 @@ def write_manifest(assignment: dict[str, str], path: Path = SPLITS_FILE) -> int:
     path.write_text(header + "".join(f"{k}\t{s}\n" for k, s in rows), encoding="utf-8")
     load_manifest.cache_clear()
     return len(rows)
+
+
+def extend_manifest(items: Iterable[Labelled], path: Path = SPLITS_FILE) -> int:
+    """Record in the manifest every item it lacks, with the split the item already has (its
+    hash split), so nothing moves; returns how many were added."""
+    manifest = load_manifest(path)
+    new = {
+        text_key(item.text): hash_split(item.text)
+        for item in items
+        if text_key(item.text) not in manifest
+    }
+    if new:
+        write_manifest({**manifest, **new}, path)
+    return len(new)

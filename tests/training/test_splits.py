@@ -4,6 +4,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from training.splits import (
+    extend_manifest,
     hash_split,
     load_manifest,
     split_of,
@@ -67,3 +68,17 @@ def test_repository_manifest_covers_the_labelled_data():
     assert len(frozen) >= 0.9 * len(items)
     test = split_items(frozen)["test"]
     assert abs(len(test) / len(frozen) - 0.15) < 0.02
+
+
+def test_extending_the_manifest_records_new_items_where_they_already_were(tmp_path):
+    items = _items(300)
+    old, added = items[:200], items[200:]
+    path = tmp_path / "splits.tsv"
+    write_manifest(stratified_assignment(old), path)
+    before = {i.text: split_of(i.text, load_manifest(path)) for i in items}
+    assert extend_manifest(items, path) == 100
+    manifest = load_manifest(path)
+    assert len(manifest) == 300
+    assert {i.text: split_of(i.text, manifest) for i in items} == before  # nothing moved
+    assert all(manifest[text_key(i.text)] == hash_split(i.text) for i in added)
+    assert extend_manifest(items, path) == 0  # idempotent
