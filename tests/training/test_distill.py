@@ -98,32 +98,24 @@ def test_distill_writes_a_loadable_student_that_follows_the_gate(
     assert [r.model_version for r in rows] == ["tiny-student"] * 2
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        # max_f1_loss < 0: no student can ship, whatever its figures.
+        {"max_f1_loss": -1.0},
+        # Any F1 passes; max_sentiment_loss < 0: the sentiment limit alone must stop it.
+        {"max_f1_loss": 1.0, "max_sentiment_loss": -1.0},
+    ],
+    ids=["f1", "sentiment"],
+)
 def test_a_student_that_loses_too_much_is_written_but_not_made_current(
-    tiny_bundle, small_labels, tmp_path
+    tiny_bundle, small_labels, tmp_path, limits
 ):
     models = tmp_path / "models"
     models.mkdir()
     (models / "keep").symlink_to(tiny_bundle, target_is_directory=True)
     set_current_version(models, "keep", "test")
-    # max_f1_loss < 0: no student can ship, whatever its figures.
-    path, ships = distill(_config(tiny_bundle, small_labels, models, max_f1_loss=-1.0, max_steps=2))
-    assert ships is False
-    assert read_meta(path)["distillation"]["ships"] is False
-    assert current_version(models) == "keep"
-
-
-def test_a_student_within_the_f1_limit_that_loses_sentiment_does_not_ship(
-    tiny_bundle, small_labels, tmp_path
-):
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "keep").symlink_to(tiny_bundle, target_is_directory=True)
-    set_current_version(models, "keep", "test")
-    # Any F1 passes; max_sentiment_loss < 0: the sentiment limit alone must stop it.
-    config = _config(
-        tiny_bundle, small_labels, models, max_f1_loss=1.0, max_sentiment_loss=-1.0, max_steps=2
-    )
-    path, ships = distill(config)
+    path, ships = distill(_config(tiny_bundle, small_labels, models, max_steps=2, **limits))
     assert ships is False
     assert read_meta(path)["distillation"]["ships"] is False
     assert current_version(models) == "keep"
