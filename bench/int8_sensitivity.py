@@ -16,6 +16,11 @@ the sentiment agreement and the largest theme-probability difference, on the lab
   migrated into the weights, alpha 0.5 / 0.75, calibrated on 512 training texts)
 - ``token-smooth0.75``: both
 - ``layer<K>``: ``w8a8`` on layer K only (the others stay fp32)
+- ``only:<a>,<b>``: ``w8a8`` on the Linear layers whose name contains ``<a>`` or ``<b>``
+  (e.g. ``only:output.dense``: the attention output and FFN output projections, whose inputs
+  do not come straight from a LayerNorm)
+- ``except:<a>,<b>``: ``w8a8`` on every Linear layer except those whose name contains
+  ``<a>`` or ``<b>``
 """
 
 from __future__ import annotations
@@ -133,10 +138,16 @@ def main() -> None:
         acts = scheme != "w8"
         alpha = float(scheme.split("smooth")[1]) if "smooth" in scheme else None
         only = int(scheme.removeprefix("layer")) if scheme.startswith("layer") else None
+        names = scheme.removeprefix("only:").split(",") if scheme.startswith("only:") else None
+        skip = scheme.removeprefix("except:").split(",") if scheme.startswith("except:") else []
         for name, module in list(model.encoder.named_modules()):
             if not isinstance(module, torch.nn.Linear):
                 continue
             if only is not None and f"layer.{only}." not in name:
+                continue
+            if names is not None and not any(part in name for part in names):
+                continue
+            if any(part in name for part in skip):
                 continue
             smooth = None
             if alpha is not None:

@@ -114,6 +114,7 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
         "student_layers": args.layers,
         "corpus_texts": args.corpus_texts,
         "text_column": args.text_column,
+        "sentiment_loss_weight": args.sentiment_weight,
     }
     for path in args.unlabelled:
         if not Path(path).is_file():
@@ -644,6 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--corpus-texts",
         type=int,
         help="also take N real texts from the offline corpora (zh reviews, en tweets)",
+    )
+    p.add_argument(
+        "--sentiment-weight",
+        type=float,
+        help="weight of the sentiment loss next to the summed theme losses (default 2)",
     )
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
     p.add_argument("--epochs", type=float, help="training epochs (default 3)")

@@ -75,10 +75,12 @@ def test_distill_writes_a_loadable_student_that_follows_the_gate(
             unlabelled=[unlabelled],
             max_f1_loss=1.0,
             max_sentiment_loss=1.0,
+            sentiment_loss_weight=3.0,
         )
     )
     meta = read_meta(path)
     d = meta["distillation"]
+    assert d["sentiment_loss_weight"] == 3.0
     teacher_meta = read_meta(tiny_bundle)
     assert d["teacher"] == teacher_meta["version"]
     assert d["teacher_layers"] == 2 and d["layers_kept"] == [1]
@@ -171,3 +173,36 @@ def test_student_loss_adds_the_pooled_distance_to_the_teacher(tiny_bundle):
     # -own is at relative squared distance 4 from own: the loss grows by 2.0 * 4.
     assert far["loss"].item() == pytest.approx(plain.item() + 8.0, abs=1e-3)
     assert "hidden" not in far  # eval predictions stay (theme, sentiment) logits
+
+
+def test_the_student_trains_with_the_configured_sentiment_weight(
+    tiny_bundle, small_labels, tmp_path, monkeypatch
+):
+    import training.distill as distill_module
+
+    seen = {}
+
+    def fit_spy(wrapped, *args, **kwargs):
+        seen["weight"] = wrapped.student.sentiment_loss_weight
+        return None  # as on a non-main rank: nothing is written
+
+    monkeypatch.setattr(distill_module, "fit", fit_spy)
+    config = _config(tiny_bundle, small_labels, tmp_path, sentiment_loss_weight=2.5)
+    assert distill(config) is None
+    assert seen["weight"] == 2.5
+    assert load_bundle(tiny_bundle).model.sentiment_loss_weight == 1.0  # the teacher's own
+
+
+def test_the_sentiment_weight_scales_the_sentiment_loss(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    model, enc = bundle.model, bundle.tokenizer(["late again"], return_tensors="pt")
+    themes = torch.full((1, 9), 0.5)
+    sentiment = torch.tensor([[0.8, 0.1, 0.1]])
+    losses = {}
+    with torch.no_grad():
+        for weight in (1.0, 3.0):
+            model.sentiment_loss_weight = weight
+            out = model(**enc, theme_labels=themes, sentiment_labels=sentiment)
+            losses[weight] = out["loss"].item()
+        ce = torch.nn.functional.cross_entropy(out["sentiment_logits"], sentiment).item()
+    assert losses[3.0] - losses[1.0] == pytest.approx(2 * ce, rel=1e-4)
