@@ -206,3 +206,19 @@ def test_the_sentiment_weight_scales_the_sentiment_loss(tiny_bundle):
             losses[weight] = out["loss"].item()
         ce = torch.nn.functional.cross_entropy(out["sentiment_logits"], sentiment).item()
     assert losses[3.0] - losses[1.0] == pytest.approx(2 * ce, rel=1e-4)
+
+
+def test_repository_unlabelled_texts_are_ready_for_distillation():
+    """labels/unlabelled: one file per language, read by distill's own reader, nothing lost."""
+    from service.core.config import PROJECT_ROOT
+    from training.distill import unlabelled_texts
+
+    files = sorted((PROJECT_ROOT / "labels" / "unlabelled").glob("*.jsonl"))
+    assert len(files) >= 14
+    lines = 0
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert {r["lang"] for r in rows} == {path.stem}, path
+        lines += len(rows)
+    pool = unlabelled_texts(DistillConfig(unlabelled=files), exclude=set())
+    assert len(pool) == lines  # every line has a text, and no text repeats
