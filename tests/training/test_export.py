@@ -94,3 +94,11 @@ def test_auto_backend_and_evidence_on_onnx(exported):
         s in "The app crashes daily. The price went up again. I want a human."
         for s in row.evidence.values()
     )
+
+
+def test_onnx_sessions_do_not_spin_idle_threads(exported):
+    """Spinning intra-op threads took the CPU the API's event loop needs between batches."""
+    session = load_bundle(exported, backend="onnx").model.session
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads >= 1
