@@ -177,13 +177,16 @@ def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, meta_path)
 
 
-def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -> Bundle:
+def load_bundle(
+    path: str | Path, device: str = "cpu", backend: str = "torch", spin_threads: bool = True
+) -> Bundle:
     """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
 
     ``backend``: ``torch``, ``onnx`` (the bundle's ONNX export, CPU only: the int8 graph if
     its export passed the accuracy gate, else the fp32 graph) or ``auto`` (``onnx`` when the
     bundle has an export and the device is the CPU). ``onnx-int8`` and ``onnx-fp32`` pick a
-    graph explicitly.
+    graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle threads sleep instead
+    of busy-waiting (for a server that shares its cores with an event loop).
     """
     from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 
@@ -213,7 +216,7 @@ def load_bundle(path: str | Path, device: str = "cpu", backend: str = "torch") -
                 )
             from service.backends.onnx_model import OnnxThemeClassifier
 
-            model = OnnxThemeClassifier(onnx_path, weights)
+            model = OnnxThemeClassifier(onnx_path, weights, spin_threads=spin_threads)
         else:
             config = AutoConfig.from_pretrained(root / ENCODER_DIR)
             model = ThemeClassifier(

@@ -104,10 +104,16 @@ class Predictor:
 
     @classmethod
     def from_path(
-        cls, path: str | Path, device: str = "cpu", backend: str = "torch", **kwargs: object
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        backend: str = "torch",
+        spin_threads: bool = True,
+        **kwargs: object,
     ) -> Predictor:
         """Load the bundle at ``path`` (with the ``torch``, ``onnx`` or ``auto`` backend)."""
-        return cls(load_bundle(path, device=device, backend=backend), **kwargs)
+        bundle = load_bundle(path, device=device, backend=backend, spin_threads=spin_threads)
+        return cls(bundle, **kwargs)
 
     @property
     def model_version(self) -> str:
@@ -355,13 +361,15 @@ class Predictor:
         )
 
 
-def predictor_options(settings, batch_size: int | None = None) -> dict:
+def predictor_options(settings, batch_size: int | None = None, api: bool = False) -> dict:
     """``Predictor.from_path`` keyword arguments from the settings (one place for ``score``,
-    the API and the benchmarks); ``batch_size`` overrides the settings' scoring batch size."""
+    the API and the benchmarks); ``batch_size`` overrides the settings' scoring batch size.
+    ``api``: the API's options (its pass size, and ONNX threads that sleep when idle)."""
     return {
         "device": settings.device,
         "backend": settings.backend,
-        "batch_size": batch_size or settings.batch_size,
+        "spin_threads": not api,
+        "batch_size": batch_size or (settings.api_batch_size if api else settings.batch_size),
         "max_length": settings.max_length,
         "review_margin": settings.review_margin,
         "evidence": settings.evidence,

@@ -91,7 +91,7 @@ def load_predictor(settings: Settings) -> Predictor:
         torch.set_num_threads(settings.torch_threads)
     return Predictor.from_path(
         resolve_model_path(settings.model, settings.models_dir),
-        **predictor_options(settings, batch_size=settings.api_batch_size),
+        **predictor_options(settings, api=True),
     )
 
 

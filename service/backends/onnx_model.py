@@ -21,7 +21,13 @@ from torch import nn
 class OnnxThemeClassifier(nn.Module):
     """Runs the exported (int8) graph; same call signature and outputs as ThemeClassifier."""
 
-    def __init__(self, onnx_path: Path, weights_path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        weights_path: Path,
+        threads: int | None = None,
+        spin_threads: bool = True,
+    ) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -30,10 +36,12 @@ class OnnxThemeClassifier(nn.Module):
         options.intra_op_num_threads = threads or torch.get_num_threads() or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ONNX Runtime's idle threads spin by default, burning the cores that the API's event
-        # loop needs between micro-batches. Without spinning the API scored 56-58 texts/s at
-        # 32 clients against 20-49 with it, and offline scoring was unchanged (bench/RESULTS.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Idle intra-op threads spin (busy-wait) by default. That is ~8% faster for batch
+        # scoring, but in the API it burns the cores the event loop needs between
+        # micro-batches (32 clients: 56-58 texts/s without against 20-49 with; RESULTS.md).
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spin_threads else "0"
+        )
         self.session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )

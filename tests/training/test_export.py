@@ -96,9 +96,18 @@ def test_auto_backend_and_evidence_on_onnx(exported):
     )
 
 
-def test_onnx_sessions_do_not_spin_idle_threads(exported):
-    """Spinning intra-op threads took the CPU the API's event loop needs between batches."""
-    session = load_bundle(exported, backend="onnx").model.session
-    options = session.get_session_options()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert options.intra_op_num_threads >= 1
+def test_api_sessions_sleep_when_idle_and_batch_sessions_spin(exported):
+    """Spinning intra-op threads took the CPU the API's event loop needs between batches;
+    batch scoring keeps them, since it is faster with them."""
+    from service.api.main import load_predictor
+    from service.core.config import Settings
+    from service.predictor import predictor_options
+
+    def spinning(predictor: Predictor) -> str:
+        options = predictor.bundle.model.session.get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    settings = Settings(model=str(exported), backend="onnx")
+    assert spinning(load_predictor(settings)) == "0"
+    assert spinning(Predictor.from_path(exported, **predictor_options(settings))) == "1"
+    assert load_predictor(settings).batch_size == settings.api_batch_size
