@@ -108,6 +108,7 @@ def test_api_sessions_sleep_when_idle_and_batch_sessions_spin(exported):
         return options.get_session_config_entry("session.intra_op.allow_spinning")
 
     settings = Settings(model=str(exported), backend="onnx")
-    assert spinning(load_predictor(settings)) == "0"
+    api = load_predictor(settings)
+    assert spinning(api) == "0"
+    assert api.batch_size == settings.api_batch_size
     assert spinning(Predictor.from_path(exported, **predictor_options(settings))) == "1"
-    assert load_predictor(settings).batch_size == settings.api_batch_size
