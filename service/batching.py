@@ -1,8 +1,10 @@
 """Micro-batching: texts from concurrent requests share one model call.
 
-Requests wait in a bounded queue; one worker thread takes as many whole requests as fit in
+Requests wait in a bounded queue; a worker thread takes as many whole requests as fit in
 ``max_items`` texts (waiting at most ``max_wait_s`` after the first arrived for others to
-join), runs the model once and hands each request its slice. When the queue holds
+join), runs the model once and hands each request its slice. With ``workers`` > 1, several
+model calls run at once (each on fewer intra-op threads), so one batch is gathered and
+answered while another runs. When the queue holds
 ``queue_max_items`` texts, or when the texts already queued would take longer than
 ``queue_max_wait_s`` to score at the measured rate, new requests are refused at once with
 :class:`QueueFull` (the API answers 503 with Retry-After) instead of piling up memory and
@@ -57,8 +59,12 @@ class MicroBatcher:
         queue_max_items: int = 2048,
         on_batch: Callable[[int, float], None] | None = None,
         queue_max_wait_s: float = 0.0,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._predict = predict
+        self.workers = workers
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self.queue_max_items = queue_max_items
@@ -67,7 +73,7 @@ class MicroBatcher:
         self._queue: deque[_Request] = deque()
         self._queued_items = 0
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = False
         self._items_per_s = 50.0  # a cautious prior; replaced by measurements
 
@@ -77,23 +83,29 @@ class MicroBatcher:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stopping
+        return any(t.is_alive() for t in self._threads) and not self._stopping
 
     def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._work, name="microbatcher", daemon=True)
-            self._thread.start()
+        """Start the worker threads (idempotent)."""
+        if any(t.is_alive() for t in self._threads):
+            return
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"microbatcher-{k}", daemon=True)
+            for k in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the queued requests, then stop the worker."""
+        """Finish the queued requests, then stop the workers."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
     async def submit(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
@@ -104,7 +116,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         request = _Request(texts, langs, loop.create_future(), loop)
         with self._cond:
-            if self._stopping or self._thread is None:
+            if self._stopping or not self._threads:
                 raise RuntimeError("the micro-batcher is not running")
             # An oversized request is still admitted into an empty queue, so it can never starve.
             if self._queued_items and (
@@ -118,30 +130,35 @@ class MicroBatcher:
         return await request.future
 
     def _expected_wait_s(self) -> float:
-        """Seconds the texts already queued (or in the model) take at the measured rate."""
-        return self._queued_items / max(self._items_per_s, 1e-3)
+        """Seconds the texts already queued (or in the model) take at the measured rate
+        (the rate is per model call; ``workers`` calls run at once)."""
+        return self._queued_items / max(self._items_per_s * self.workers, 1e-3)
 
     def _retry_after(self) -> int:
         return max(1, min(60, math.ceil(self._expected_wait_s())))
 
     def _take_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._queue:
-                if self._stopping:
-                    return None
-                self._cond.wait()
-            deadline = time.monotonic() + self.max_wait_s
-            while self._queued_items < self.max_items and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            batch, n = [], 0
-            while self._queue and (not batch or n + len(self._queue[0].texts) <= self.max_items):
-                request = self._queue.popleft()
-                batch.append(request)
-                n += len(request.texts)
-            return batch
+            while True:
+                while not self._queue:
+                    if self._stopping:
+                        return None
+                    self._cond.wait()
+                deadline = time.monotonic() + self.max_wait_s
+                while self._queued_items < self.max_items and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                batch, n = [], 0
+                while self._queue and (
+                    not batch or n + len(self._queue[0].texts) <= self.max_items
+                ):
+                    request = self._queue.popleft()
+                    batch.append(request)
+                    n += len(request.texts)
+                if batch:  # another worker may have taken the queue while this one waited
+                    return batch
 
     def _work(self) -> None:
         while True:
@@ -165,8 +182,8 @@ class MicroBatcher:
             elapsed = time.perf_counter() - started
             with self._cond:
                 self._queued_items -= len(texts)
-            if error is None and elapsed > 0:
-                self._items_per_s = 0.8 * self._items_per_s + 0.2 * (len(texts) / elapsed)
+                if error is None and elapsed > 0:
+                    self._items_per_s = 0.8 * self._items_per_s + 0.2 * (len(texts) / elapsed)
             if self._on_batch is not None:
                 self._on_batch(len(texts), elapsed)
             offset = 0

@@ -178,7 +178,11 @@ def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
 
 
 def load_bundle(
-    path: str | Path, device: str = "cpu", backend: str = "torch", spin_threads: bool = True
+    path: str | Path,
+    device: str = "cpu",
+    backend: str = "torch",
+    spin_threads: bool = True,
+    threads: int | None = None,
 ) -> Bundle:
     """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
 
@@ -186,7 +190,8 @@ def load_bundle(
     its export passed the accuracy gate, else the fp32 graph) or ``auto`` (``onnx`` when the
     bundle has an export and the device is the CPU). ``onnx-int8`` and ``onnx-fp32`` pick a
     graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle threads sleep instead
-    of busy-waiting (for a server that shares its cores with an event loop).
+    of busy-waiting (for a server that shares its cores with an event loop); ``threads`` sets
+    ONNX Runtime's intra-op threads (default: as many as torch uses).
     """
     from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 
@@ -216,7 +221,9 @@ def load_bundle(
                 )
             from service.backends.onnx_model import OnnxThemeClassifier
 
-            model = OnnxThemeClassifier(onnx_path, weights, spin_threads=spin_threads)
+            model = OnnxThemeClassifier(
+                onnx_path, weights, threads=threads, spin_threads=spin_threads
+            )
         else:
             config = AutoConfig.from_pretrained(root / ENCODER_DIR)
             model = ThemeClassifier(

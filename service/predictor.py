@@ -14,6 +14,7 @@ pass and put through the theme head, score highest for it: no extra model call.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,10 @@ class Predictor:
             [_round(bundle.thresholds[t]) for t in self.theme_ids], dtype=np.float64
         )
         self.languages = set(bundle.meta.get("languages", []))
+        # A fast tokenizer called with truncation or padding reconfigures its Rust object, which
+        # fails ("Already borrowed") when two threads do it at once; the API may run several
+        # model calls concurrently, so every tokenizer call takes this lock (it is cheap).
+        self._tokenizer_lock = threading.Lock()
         self.device = next(bundle.model.parameters()).device
         # Room for the prefix and the special tokens inside each window.
         self._prefix_tokens = len(self._tokenize([self.prefix])["input_ids"][0])
@@ -109,18 +114,26 @@ class Predictor:
         device: str = "cpu",
         backend: str = "torch",
         spin_threads: bool = True,
+        threads: int | None = None,
         **kwargs: object,
     ) -> Predictor:
         """Load the bundle at ``path`` (with the ``torch``, ``onnx`` or ``auto`` backend)."""
-        bundle = load_bundle(path, device=device, backend=backend, spin_threads=spin_threads)
+        bundle = load_bundle(
+            path, device=device, backend=backend, spin_threads=spin_threads, threads=threads
+        )
         return cls(bundle, **kwargs)
 
     @property
     def model_version(self) -> str:
         return self.bundle.version
 
+    def _tokenizer(self, *args: object, **kwargs: object):
+        """The bundle's tokenizer, called under the lock (see ``__init__``)."""
+        with self._tokenizer_lock:
+            return self.bundle.tokenizer(*args, **kwargs)
+
     def _tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict:
-        return self.bundle.tokenizer(list(texts), add_special_tokens=add_special_tokens)
+        return self._tokenizer(list(texts), add_special_tokens=add_special_tokens)
 
     # -- splitting ---------------------------------------------------------------------------
     def _windows(
@@ -169,7 +182,7 @@ class Predictor:
         return windows
 
     def _cut_by_tokens(self, sentence: str, budget: int) -> list[tuple[str, int]]:
-        enc = self.bundle.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self._tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
         pieces = []
         for start in range(0, len(offsets), budget):
@@ -194,7 +207,7 @@ class Predictor:
             return theme_p, sent_p, span_p
         # Tokenize once; batches of similar length are then only padded (less padding, no
         # second tokenizer pass).
-        enc = self.bundle.tokenizer(
+        enc = self._tokenizer(
             [self.prefix + t for t in texts],
             truncation=True,
             max_length=self.max_length,
@@ -208,10 +221,11 @@ class Predictor:
         model = self.bundle.model
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = self.bundle.tokenizer.pad(
-                {"input_ids": [ids[i] for i in idx], "attention_mask": [masks[i] for i in idx]},
-                return_tensors="pt",
-            )
+            with self._tokenizer_lock:
+                batch = self.bundle.tokenizer.pad(
+                    {"input_ids": [ids[i] for i in idx], "attention_mask": [masks[i] for i in idx]},
+                    return_tensors="pt",
+                )
             want_spans = token_spans is not None and any(token_spans[i] for i in idx)
             out = model(
                 input_ids=batch["input_ids"].to(self.device),
@@ -369,6 +383,7 @@ def predictor_options(settings, batch_size: int | None = None, api: bool = False
         "device": settings.device,
         "backend": settings.backend,
         "spin_threads": not api,
+        "threads": settings.api_onnx_threads if api else None,
         "batch_size": batch_size or (settings.api_batch_size if api else settings.batch_size),
         "max_length": settings.max_length,
         "review_margin": settings.review_margin,

@@ -116,6 +116,7 @@ def create_app(
         queue_max_items=settings.queue_max_items,
         on_batch=telemetry.observe_batch,
         queue_max_wait_s=settings.queue_max_wait_s,
+        workers=settings.api_model_workers,
     )
     holder = ModelHolder(predictor, batcher)
     holder_ref.append(holder)

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(
         5.0, ge=0.0, description="How long the first text waits for others to join its batch."
     )
+    api_model_workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Model calls the API runs at once. More than one overlaps gathering and "
+        "answering one micro-batch with scoring another; give each fewer ONNX threads "
+        "(api_onnx_threads) so together they do not exceed the cores.",
+    )
+    api_onnx_threads: int | None = Field(
+        None, ge=1, le=256, description="ONNX Runtime intra-op threads per API model call."
+    )
     queue_max_items: int = Field(
         2048, ge=1, description="Texts queued or in the model at most; beyond: 503."
     )

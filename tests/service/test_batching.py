@@ -156,3 +156,46 @@ def test_a_failing_batch_fails_its_requests_and_the_worker_lives_on():
     assert run(main()) == ["fine|None"]
     batcher.stop()
     assert not batcher.running
+
+
+class ConcurrencyProbe:
+    """Echoes texts; records how many calls ran at once at most and the size of each call."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.active = 0
+        self.peak = 0
+        self.calls: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, texts, langs):
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.calls.append(len(texts))
+        time.sleep(self.delay)
+        with self.lock:
+            self.active -= 1
+        return [f"{t}|{lang}" for t, lang in zip(texts, langs, strict=True)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_run_that_many_model_calls_at_once_and_answer_every_request(workers):
+    model = ConcurrencyProbe()
+    batcher = MicroBatcher(model, max_items=2, max_wait_s=0.0, workers=workers)
+    batcher.start()
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit([f"t{k}"], ["en"]) for k in range(12)))
+
+    results = run(main())
+    batcher.stop()
+    assert results == [[f"t{k}|en"] for k in range(12)]
+    assert model.peak == workers
+    assert sum(model.calls) == 12 and min(model.calls) >= 1  # no empty call from an idle worker
+    assert not batcher.running
+
+
+def test_workers_must_be_at_least_one():
+    with pytest.raises(ValueError, match="workers"):
+        MicroBatcher(lambda texts, langs: texts, workers=0)

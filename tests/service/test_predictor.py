@@ -103,3 +103,41 @@ def test_needs_review_near_threshold_and_for_unevaluated_language(predictor):
 
 def test_empty_batch(predictor):
     assert predictor.predict([]) == []
+
+
+def test_tokenizer_calls_from_several_threads_get_their_own_settings(predictor):
+    """The API may run model calls on several threads at once (``api_model_workers``). A fast
+    tokenizer keeps its truncation settings on one shared object: without the predictor's
+    lock, a thread counting tokens (no truncation) silently gets another thread's truncated
+    answer, and long texts are cut into different windows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"order {k}: " + "the delivery was late and the price went up " * k for k in range(30)]
+    truncated = predictor._tokenizer(texts, truncation=True, max_length=16)["input_ids"]
+    full = predictor._tokenize(texts, add_special_tokens=False)["input_ids"]
+
+    def calls(k: int) -> int:
+        wrong = 0
+        for _ in range(100):
+            if k % 2:
+                got = predictor._tokenizer(texts, truncation=True, max_length=16)["input_ids"]
+                wrong += got != truncated
+            else:
+                wrong += predictor._tokenize(texts, add_special_tokens=False)["input_ids"] != full
+        return wrong
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sum(pool.map(calls, range(4))) == 0
+
+
+def test_concurrent_predictions_match_serial_ones(predictor):
+    from concurrent.futures import ThreadPoolExecutor
+
+    long = "the delivery was late again and the price went up twice this year and " * 4
+    texts = [f"Order {k}. {long}" if k % 2 else f"{k}号订单：客服很好。" for k in range(8)]
+    serial = [p.scores for p in predictor.predict(texts)]
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: predictor.predict(texts), range(8)))
+    for run in runs:
+        for got, want in zip(run, serial, strict=True):
+            assert got.scores == pytest.approx(want, abs=1e-4)
