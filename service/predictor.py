@@ -99,9 +99,10 @@ class Predictor:
             [_round(bundle.thresholds[t]) for t in self.theme_ids], dtype=np.float64
         )
         self.languages = set(bundle.meta.get("languages", []))
-        # A fast tokenizer called with truncation or padding reconfigures its Rust object, which
-        # fails ("Already borrowed") when two threads do it at once; the API may run several
-        # model calls concurrently, so every tokenizer call takes this lock (it is cheap).
+        # A fast tokenizer keeps its truncation and padding settings on one shared Rust object:
+        # two threads calling it at once silently get each other's settings. The API may run
+        # several model calls at once (api_model_workers), so every tokenizer call takes this
+        # lock (it is cheap next to the model).
         self._tokenizer_lock = threading.Lock()
         self.device = next(bundle.model.parameters()).device
         # Room for the prefix and the special tokens inside each window.
