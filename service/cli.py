@@ -112,6 +112,7 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
         "max_steps": args.max_steps,
         "version": args.version,
         "student_layers": args.layers,
+        "student_ffn": args.ffn,
         "corpus_texts": args.corpus_texts,
         "text_column": args.text_column,
         "sentiment_loss_weight": args.sentiment_weight,
@@ -634,11 +635,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="bundle path or version (default: models/current)")
     p.add_argument("--layers", type=int, help="transformer layers the student keeps (default 8)")
     p.add_argument(
+        "--ffn",
+        type=int,
+        help="feed-forward neurons each student layer keeps, the most active on the texts "
+        "(default: all of the teacher's)",
+    )
+    p.add_argument(
         "--unlabelled",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE",
-        help="unlabelled feedback (CSV/TSV/JSONL/Parquet/Excel) for soft targets; repeatable",
+        help="unlabelled feedback (CSV/TSV/JSONL/Parquet/Excel) for soft targets: one or "
+        "more files (a shell glob works), repeatable",
     )
     p.add_argument("--text-column", help="text column of the unlabelled files (default text)")
     p.add_argument(

@@ -110,6 +110,11 @@ def test_distill_command_trains_a_student(
     (tmp_path / "models").mkdir()
     get_settings.cache_clear()  # settings are read once per process
     request.addfinalizer(get_settings.cache_clear)
+    unlabelled = []
+    for k in range(2):  # two files after one --unlabelled, as a shell glob gives them
+        path = tmp_path / f"feedback_{k}.csv"
+        path.write_text("text\n" + "".join(f"text {k} {n}\n" for n in range(5)), "utf-8")
+        unlabelled.append(str(path))
     code = main(
         [
             "distill",
@@ -117,8 +122,12 @@ def test_distill_command_trains_a_student(
             str(tiny_bundle),
             "--labels",
             str(small_labels),
+            "--unlabelled",
+            *unlabelled,
             "--layers",
             "1",
+            "--ffn",
+            "24",
             "--max-steps",
             "2",
             "--version",
@@ -130,7 +139,9 @@ def test_distill_command_trains_a_student(
     assert code == 0
     assert "student bundle:" in out and "cli-student" in out
     assert "## Distillation" in out
-    assert (tmp_path / "models" / "cli-student" / "bundle.json").is_file()
+    meta = json.loads((tmp_path / "models" / "cli-student" / "bundle.json").read_text("utf-8"))
+    assert meta["distillation"]["unlabelled_texts"] == 10
+    assert meta["distillation"]["student_ffn"] == 24
 
 
 def test_freeze_splits_add_new_records_only_the_missing_items(small_labels, tmp_path, capsys):

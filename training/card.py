@@ -87,7 +87,13 @@ def render_card(meta: dict[str, Any]) -> str:
         lines += [
             "## Distillation",
             f"- teacher: `{distilled.get('teacher')}` ({distilled.get('teacher_layers')} layers);"
-            f" this student keeps layers {distilled.get('layers_kept')}",
+            f" this student keeps layers {distilled.get('layers_kept')}"
+            + (
+                f" and {distilled['student_ffn']} of the {distilled['teacher_ffn']}"
+                " feed-forward neurons of each (the most active on the soft-target texts)"
+                if distilled.get("student_ffn") != distilled.get("teacher_ffn")
+                else ""
+            ),
             f"- soft targets: the teacher's theme and sentiment probabilities on "
             f"{distilled.get('soft_target_texts')} texts (the training split and "
             f"{distilled.get('unlabelled_texts')} unlabelled ones)",

@@ -1,11 +1,12 @@
 """``cxthemes distill``: a smaller, faster student of a trained model.
 
 The student starts as a copy of the teacher with only some of its transformer layers (evenly
-spaced, first and last kept) and is trained to reproduce the teacher's outputs: its theme
-probabilities and sentiment distribution (soft targets) on the training split and on
-unlabelled real feedback. Labels are used only where the teacher's are: the dev split for
-early stopping and thresholds, the frozen test split for the final figures, which the
-student's card shows beside its teacher's.
+spaced, first and last kept), and optionally only the feed-forward neurons that contribute
+most on real texts (the feed-forward block is two thirds of a layer's arithmetic). It is
+trained to reproduce the teacher's outputs: its theme probabilities and sentiment
+distribution (soft targets) on the training split and on unlabelled real feedback. Labels are
+used only where the teacher's are: the dev split for early stopping and thresholds, the frozen
+test split for the final figures, which the student's card shows beside its teacher's.
 
 A student ships (becomes current) only if it stays within ``max_f1_loss`` (0.01) of its
 teacher's test macro F1 and within ``max_sentiment_loss`` (0.01) of its sentiment accuracy;
@@ -46,6 +47,10 @@ class DistillConfig(TrainConfig):
     labels: Path = Path("labels")
     teacher: str = ""
     student_layers: int = 8
+    # Feed-forward neurons each student layer keeps (None: all of the teacher's).
+    student_ffn: int | None = None
+    # Texts whose activations rank the feed-forward neurons.
+    ffn_ranking_texts: int = 512
     # Unlabelled texts: files the batch readers take (their ``text_column``) and/or a number
     # of real texts from the offline corpora (half Chinese reviews, half English tweets).
     unlabelled: list[Path] = field(default_factory=list)
@@ -93,6 +98,58 @@ def make_student(teacher: nn.Module, n_keep: int) -> tuple[nn.Module, list[int]]
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_index
     return student, keep
+
+
+@torch.no_grad()
+def ffn_importance(model: nn.Module, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+    """For each transformer layer, each feed-forward neuron's contribution on the batches: its
+    mean absolute activation over real (unpadded) tokens times the norm of its output weights,
+    i.e. how far it moves the layer's output on average."""
+    layers = model.encoder.encoder.layer
+    sums = [torch.zeros(layer.intermediate.dense.out_features) for layer in layers]
+    mask: list[torch.Tensor] = []  # the batch's token mask, read by the hooks
+
+    def hook(index: int):
+        def record(_module, _inputs, output):
+            sums[index].add_((output.abs() * mask[0]).sum((0, 1)))
+
+        return record
+
+    handles = [layer.intermediate.register_forward_hook(hook(k)) for k, layer in enumerate(layers)]
+    tokens = 0
+    try:
+        for batch in batches:
+            mask[:] = [batch["attention_mask"].unsqueeze(-1).float()]
+            model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            tokens += int(batch["attention_mask"].sum())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [
+        total / max(tokens, 1) * layer.output.dense.weight.norm(dim=0)
+        for total, layer in zip(sums, layers, strict=True)
+    ]
+
+
+def prune_ffn(model: nn.Module, n_keep: int, importance: list[torch.Tensor]) -> None:
+    """Keep the ``n_keep`` most important feed-forward neurons of every layer (in place)."""
+    config = model.encoder.config
+    if not 1 <= n_keep <= config.intermediate_size:
+        raise ValueError(
+            f"student_ffn must be between 1 and {config.intermediate_size}, got {n_keep}"
+        )
+    for layer, scores in zip(model.encoder.encoder.layer, importance, strict=True):
+        keep = torch.topk(scores, n_keep).indices.sort().values
+        up, down = layer.intermediate.dense, layer.output.dense
+        new_up = nn.Linear(up.in_features, n_keep, dtype=up.weight.dtype)
+        new_down = nn.Linear(n_keep, down.out_features, dtype=down.weight.dtype)
+        with torch.no_grad():
+            new_up.weight.copy_(up.weight[keep])
+            new_up.bias.copy_(up.bias[keep])
+            new_down.weight.copy_(down.weight[:, keep])
+            new_down.bias.copy_(down.bias)
+        layer.intermediate.dense, layer.output.dense = new_up, new_down
+    config.intermediate_size = n_keep  # the bundle's config.json rebuilds this shape
 
 
 def unlabelled_texts(config: DistillConfig, exclude: set[str]) -> list[str]:
@@ -160,14 +217,30 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     targets = teacher_targets(teacher_path, pool, prefix, tokenizer, config.max_length)
 
     student, kept = make_student(teacher_bundle.model, config.student_layers)
+    teacher_ffn = teacher_bundle.model.encoder.config.intermediate_size
+    if config.student_ffn and config.student_ffn != teacher_ffn:
+        ranking = pool[:: max(1, len(pool) // config.ffn_ranking_texts)][: config.ffn_ranking_texts]
+        batches = [
+            tokenizer(
+                [prefix + t for t in ranking[start : start + 32]],
+                truncation=True,
+                max_length=config.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            for start in range(0, len(ranking), 32)
+        ]
+        prune_ffn(student, config.student_ffn, ffn_importance(student.eval(), batches))
     student.sentiment_loss_weight = config.sentiment_loss_weight
     if config.encoder_dropout is not None:
         student.set_encoder_dropout(config.encoder_dropout)
     frozen = student.freeze_embeddings() if config.freeze_embeddings else 0
     log.info(
-        "student: layers %s of %d, %d trainable parameters (frozen %d)",
+        "student: layers %s of %d, feed-forward %d of %d, %d trainable parameters (frozen %d)",
         kept,
         teacher_bundle.model.encoder.config.num_hidden_layers,
+        student.encoder.config.intermediate_size,
+        teacher_ffn,
         sum(p.numel() for p in student.parameters() if p.requires_grad),
         frozen,
     )
@@ -201,6 +274,8 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         "teacher": teacher_bundle.version,
         "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
         "layers_kept": kept,
+        "teacher_ffn": teacher_ffn,
+        "student_ffn": student.encoder.config.intermediate_size,
         "soft_target_texts": len(pool),
         "unlabelled_texts": len(pool) - len(splits["train"]),
         "teacher_macro_f1": teacher_f1,

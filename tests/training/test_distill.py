@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -221,3 +222,69 @@ def test_repository_unlabelled_texts_are_ready_for_distillation():
         lines += len(rows)
     pool = unlabelled_texts(DistillConfig(unlabelled=files), exclude=set())
     assert len(pool) == lines  # every line has a text, and no text repeats
+
+
+def _batches(bundle, texts):
+    enc = bundle.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    return [{"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}]
+
+
+def test_pruning_drops_the_neurons_that_contribute_nothing(tiny_bundle):
+    """Neurons whose output weights are zero rank last, and dropping them leaves every output
+    exactly as it was; keeping all neurons also changes nothing."""
+    from training.distill import ffn_importance, prune_ffn
+
+    bundle = load_bundle(tiny_bundle)
+    model = bundle.model.eval()
+    size = model.encoder.config.intermediate_size
+    dead = torch.arange(0, size, 4)  # a quarter of the neurons, spread out
+    with torch.no_grad():
+        for layer in model.encoder.encoder.layer:
+            layer.output.dense.weight[:, dead] = 0.0
+    batch = _batches(bundle, ["the refund took three weeks", "客服态度很好", "ok"])[0]
+    with torch.no_grad():
+        before = model(batch["input_ids"], batch["attention_mask"])
+    importance = ffn_importance(model, [batch])
+    assert len(importance) == model.encoder.config.num_hidden_layers
+    for scores in importance:
+        assert scores.shape == (size,)
+        assert torch.all(scores[dead] == 0) and torch.all(scores.sum() > 0)
+
+    pruned = copy.deepcopy(model)
+    prune_ffn(pruned, size - len(dead), importance)
+    assert pruned.encoder.config.intermediate_size == size - len(dead)
+    for layer in pruned.encoder.encoder.layer:
+        assert layer.intermediate.dense.weight.shape == (size - len(dead), 32)
+        assert layer.output.dense.weight.shape == (32, size - len(dead))
+    unchanged = copy.deepcopy(model)
+    prune_ffn(unchanged, size, importance)
+    with torch.no_grad():
+        for other in (pruned, unchanged):
+            after = other(batch["input_ids"], batch["attention_mask"])
+            for key in ("theme_logits", "sentiment_logits"):
+                assert torch.allclose(after[key], before[key], atol=1e-5), key
+        # Dropping live neurons does change the outputs (the test above is not vacuous).
+        cut = copy.deepcopy(model)
+        prune_ffn(cut, size // 4, importance)
+        changed = cut(batch["input_ids"], batch["attention_mask"])["theme_logits"]
+        assert not torch.allclose(changed, before["theme_logits"], atol=1e-4)
+    with pytest.raises(ValueError, match="student_ffn"):
+        prune_ffn(copy.deepcopy(model), size + 1, importance)
+
+
+def test_distill_with_a_smaller_feed_forward_writes_a_loadable_student(
+    tiny_bundle, small_labels, tmp_path
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    path, _ = distill(
+        _config(tiny_bundle, small_labels, models, student_ffn=24, max_steps=2, make_current=False)
+    )
+    d = read_meta(path)["distillation"]
+    assert (d["teacher_ffn"], d["student_ffn"]) == (64, 24)
+    assert "24 of the 64 feed-forward neurons" in (path / "README.md").read_text(encoding="utf-8")
+    student = load_bundle(path)
+    assert student.model.encoder.config.intermediate_size == 24
+    assert student.model.encoder.encoder.layer[0].intermediate.dense.out_features == 24
+    rows = Predictor(student).predict(["refund me now", "你们的客服太慢了"])
+    assert len(rows) == 2 and all(set(r.scores) == set(student.theme_ids) for r in rows)
