@@ -221,13 +221,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     if config.student_ffn and config.student_ffn != teacher_ffn:
         ranking = pool[:: max(1, len(pool) // config.ffn_ranking_texts)][: config.ffn_ranking_texts]
         batches = [
-            tokenizer(
-                [prefix + t for t in ranking[start : start + 32]],
-                truncation=True,
-                max_length=config.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
+            _encode(tokenizer, ranking[start : start + 32], prefix, config.max_length)
             for start in range(0, len(ranking), 32)
         ]
         prune_ffn(student, config.student_ffn, ffn_importance(student.eval(), batches))
@@ -328,6 +322,17 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     return bundle_path, ships
 
 
+def _encode(tokenizer, texts: list[str], prefix: str, max_length: int):
+    """One padded batch of prefixed, truncated texts, as the student trains on them."""
+    return tokenizer(
+        [prefix + t for t in texts],
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+
+
 @torch.no_grad()
 def teacher_targets(
     teacher_path: Path, texts: list[str], prefix: str, tokenizer, max_length: int
@@ -343,13 +348,7 @@ def teacher_targets(
     parts: dict[str, list] = {"themes": [], "sentiment": [], "pooled": []}
     for start in tqdm(range(0, len(texts), 32), desc="teacher targets", unit="batch"):
         idx = order[start : start + 32]
-        enc = tokenizer(
-            [prefix + texts[i] for i in idx],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        )
+        enc = _encode(tokenizer, [texts[i] for i in idx], prefix, max_length)
         res = model(enc["input_ids"], enc["attention_mask"], return_hidden=True)
         parts["themes"].append(torch.sigmoid(res["theme_logits"]).numpy())
         parts["sentiment"].append(torch.softmax(res["sentiment_logits"], -1).numpy())
