@@ -116,7 +116,10 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
         "corpus_texts": args.corpus_texts,
         "text_column": args.text_column,
         "sentiment_loss_weight": args.sentiment_weight,
+        "label_weight": args.label_weight,
     }
+    if args.label_weight is not None and not 0.0 <= args.label_weight <= 1.0:
+        raise CLIError(f"--label-weight must be between 0 and 1, got {args.label_weight}")
     for path in args.unlabelled:
         if not Path(path).is_file():
             raise CLIError(f"{path}: no such file")
@@ -360,7 +363,14 @@ def _bundle_path(settings: Settings, version: str) -> Path:
     return path
 
 
-def _compare(settings: Settings, a: str, b: str, extra: str | None, labels: str | None):
+def _compare(
+    settings: Settings,
+    a: str,
+    b: str,
+    extra: str | None,
+    labels: str | None,
+    resamples: int = 1000,
+):
     compare = _training("compare")
     from service.taxonomy import load_taxonomy
 
@@ -370,19 +380,26 @@ def _compare(settings: Settings, a: str, b: str, extra: str | None, labels: str 
     )
     paths = [_bundle_path(settings, a), _bundle_path(settings, b)]
     try:
-        results = compare.evaluate_models(paths, sets, taxonomy)
+        results, decisions = compare.evaluate_models(paths, sets, taxonomy)
     except Exception as exc:  # a damaged bundle fails in many ways: refuse, never crash
         raise CLIError(f"a model could not be loaded and evaluated: {exc}") from None
     names = list(results)
-    return compare, names, results
+    spread = {}
+    if resamples > 0 and len(names) == 2:
+        spread = compare.intervals(*names, decisions, sets, taxonomy, n_resamples=resamples)
+    return compare, names, results, spread
 
 
 def cmd_models_compare(args: argparse.Namespace, settings: Settings) -> int:
-    compare, (a, b), results = _compare(settings, args.a, args.b, args.data, args.labels)
+    if args.resamples < 0:
+        raise CLIError(f"--resamples must be 0 or more, got {args.resamples}")
+    compare, (a, b), results, spread = _compare(
+        settings, args.a, args.b, args.data, args.labels, args.resamples
+    )
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({**results, "intervals": spread}, indent=1))
     else:
-        print(compare.format_comparison(a, b, results))
+        print(compare.format_comparison(a, b, results, spread))
     return 0
 
 
@@ -396,8 +413,10 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     reasons: list[str] = []
     if champion is not None:
-        compare, (a, b), results = _compare(settings, champion, challenger, None, args.labels)
-        print(compare.format_comparison(a, b, results))
+        compare, (a, b), results, spread = _compare(
+            settings, champion, challenger, None, args.labels
+        )
+        print(compare.format_comparison(a, b, results, spread))
         reasons = compare.gate(
             results[a]["test split"],
             results[b]["test split"],
@@ -660,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="weight of the sentiment loss next to the summed theme losses (default 2)",
     )
+    p.add_argument(
+        "--label-weight",
+        type=float,
+        help="share of the gold labels in the labelled training items' targets, 0-1 "
+        "(default 0: the teacher's outputs only)",
+    )
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
     p.add_argument("--epochs", type=float, help="training epochs (default 3)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
@@ -725,6 +750,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("b")
     q.add_argument("--data", help="an extra labelled JSONL file to compare on")
     q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
+    q.add_argument(
+        "--resamples",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for the intervals of the changes (default 1000; 0: none)",
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_models_compare)
     q = models_sub.add_parser("promote", help="make a model current if it is not worse")

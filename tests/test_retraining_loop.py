@@ -92,6 +92,7 @@ def test_the_whole_loop(workspace, tiny_base, tmp_path, capsys):
     assert main(["models", "compare", "champion", "better"]) == 0
     table = capsys.readouterr().out
     assert "| **macro F1** |" in table and "| champion | better | change |" in table
+    assert "95% interval |" in table and "paired bootstrap" in table
 
     assert main(["models", "promote", "worse"]) == 1
     assert "refused: macro F1" in capsys.readouterr().err

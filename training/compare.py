@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from service.taxonomy import Taxonomy
 from training.data import Item, find_label_files, load_items, split_items
 
@@ -23,19 +25,75 @@ def evaluation_items(labels: Path, taxonomy: Taxonomy, extra: Path | None = None
     return sets
 
 
-def evaluate_models(paths: list[Path], sets: dict[str, list[Item]], taxonomy: Taxonomy) -> dict:
-    """``{version: {set name: report}}`` for every model on every set."""
+def evaluate_models(
+    paths: list[Path], sets: dict[str, list[Item]], taxonomy: Taxonomy
+) -> tuple[dict, dict]:
+    """``{version: {set name: report}}`` for every model on every set, and the decisions
+    behind them, ``{version: {set name: (theme 0/1 matrix, sentiment indices)}}``."""
     from service.bundle import load_bundle
     from service.predictor import Predictor
-    from training.train import evaluate_predictor
+    from training.data import label_arrays
+    from training.metrics import full_report
 
-    results = {}
+    results, decisions = {}, {}
     for path in paths:
         predictor = Predictor(load_bundle(path), evidence=False)
-        results[predictor.model_version] = {
-            name: evaluate_predictor(predictor, items, taxonomy) for name, items in sets.items()
-        }
-    return results
+        version = predictor.model_version
+        results[version], decisions[version] = {}, {}
+        for name, items in sets.items():
+            # Over the predictor's own themes: an older model may not know a theme added since.
+            theme_ids = predictor.theme_ids
+            truth = np.array([[int(t in i.themes) for t in theme_ids] for i in items], dtype=int)
+            _, sent_true = label_arrays(items, taxonomy)
+            probs, sent_probs = predictor.predict_proba([i.text for i in items])
+            themes = (probs >= predictor.thresholds).astype(int)
+            sentiment = sent_probs.argmax(-1)
+            results[version][name] = full_report(
+                truth.reshape(len(items), len(theme_ids)),
+                themes,
+                sent_true,
+                sentiment,
+                [i.lang for i in items],
+                theme_ids,
+                list(taxonomy.sentiments),
+            )
+            decisions[version][name] = (themes, sentiment, list(theme_ids))
+    return results, decisions
+
+
+def intervals(
+    a: str,
+    b: str,
+    decisions: dict,
+    sets: dict[str, list[Item]],
+    taxonomy: Taxonomy,
+    n_resamples: int = 1000,
+) -> dict:
+    """``{set name: paired bootstrap of B - A}`` (see :func:`training.metrics.paired_bootstrap`)
+    for the sets on which both models decide the same themes."""
+    from training.data import label_arrays
+    from training.metrics import paired_bootstrap
+
+    out = {}
+    for name, items in sets.items():
+        themes_a, sent_a, ids_a = decisions[a][name]
+        themes_b, sent_b, ids_b = decisions[b][name]
+        if ids_a != ids_b or not items:
+            continue
+        truth = np.array([[int(t in i.themes) for t in ids_a] for i in items], dtype=int)
+        _, sent_true = label_arrays(items, taxonomy)
+        out[name] = paired_bootstrap(
+            truth.reshape(len(items), len(ids_a)),
+            themes_a,
+            themes_b,
+            sent_true,
+            sent_a,
+            sent_b,
+            [i.lang for i in items],
+            ids_a,
+            n_resamples=n_resamples,
+        )
+    return out
 
 
 def gate(champion: dict, challenger: dict, max_macro_drop: float, max_theme_drop: float):
@@ -61,31 +119,60 @@ def gate(champion: dict, challenger: dict, max_macro_drop: float, max_theme_drop
     return reasons
 
 
-def format_comparison(a: str, b: str, results: dict) -> str:
-    """Tables per evaluation set: per theme and per language, A, B and B - A."""
+def format_comparison(a: str, b: str, results: dict, spread: dict | None = None) -> str:
+    """Tables per evaluation set: per theme and per language, A, B and B - A, and where
+    ``spread`` (from :func:`intervals`) has the set, the interval of B - A and whether it
+    excludes 0 (``*``: this set tells the two models apart on that figure)."""
     out = []
     for name in results[a]:
         ra, rb = results[a][name], results[b][name]
+        ci = (spread or {}).get(name)
+        head = f"| | {a} | {b} | change |"
+        rule = "|---|---|---|---|"
+        if ci:
+            head += f" {ci['level']:.0%} interval |"
+            rule += "---|"
+
+        def row(label, x, y, interval=None, ci=ci):
+            return _row(label, x, y, interval, bool(ci))
+
         out.append(f"## {name} ({ra['n']} items)\n")
-        out.append(f"| | {a} | {b} | change |\n|---|---|---|---|")
+        out.append(f"{head}\n{rule}")
         themes = list(dict.fromkeys([*ra["per_theme"], *rb["per_theme"]]))
         for theme in themes:
             fa = ra["per_theme"].get(theme, {}).get("f1")
             fb = rb["per_theme"].get(theme, {}).get("f1")
-            out.append(f"| {theme} F1 | {_f(fa)} | {_f(fb)} | {_delta(fa, fb)} |")
-        for key, label in (("macro_f1", "**macro F1**"), ("micro_f1", "micro F1")):
-            out.append(f"| {label} | {_f(ra[key])} | {_f(rb[key])} | {_delta(ra[key], rb[key])} |")
+            out.append(row(f"{theme} F1", fa, fb, ci and ci["per_theme"].get(theme)))
+        out.append(row("**macro F1**", ra["macro_f1"], rb["macro_f1"], ci and ci["macro_f1"]))
+        out.append(row("micro F1", ra["micro_f1"], rb["micro_f1"]))
         sa, sb = ra["sentiment"]["accuracy"], rb["sentiment"]["accuracy"]
-        out.append(f"| sentiment accuracy | {_f(sa)} | {_f(sb)} | {_delta(sa, sb)} |")
+        out.append(row("sentiment accuracy", sa, sb, ci and ci["sentiment_accuracy"]))
         langs = sorted(ra["per_language"], key=lambda x: -ra["per_language"][x]["n"])
-        out.append(f"\n| language (n) | {a} | {b} | change |\n|---|---|---|---|")
+        out.append(f"\n{head.replace('| |', '| language (n) |', 1)}\n{rule}")
         for lang in langs:
             la = ra["per_language"][lang]["macro_f1"]
             lb = rb["per_language"].get(lang, {}).get("macro_f1")
             n = ra["per_language"][lang]["n"]
-            out.append(f"| {lang} ({n}) | {_f(la)} | {_f(lb)} | {_delta(la, lb)} |")
+            out.append(row(f"{lang} ({n})", la, lb, ci and ci["per_language"].get(lang)))
+        if ci:
+            out.append(
+                f"\nIntervals: paired bootstrap, {ci['resamples']} resamples of the items within "
+                "each language; * marks a change whose interval excludes 0."
+            )
         out.append("")
     return "\n".join(out)
+
+
+def _row(label: str, x, y, interval: dict | None, with_interval: bool) -> str:
+    line = f"| {label} | {_f(x)} | {_f(y)} | {_delta(x, y)} |"
+    return line + f" {_interval(interval)} |" if with_interval else line
+
+
+def _interval(interval: dict | None) -> str:
+    if not interval:
+        return ""
+    mark = " *" if interval["low"] > 0 or interval["high"] < 0 else ""
+    return f"[{interval['low']:+.3f}, {interval['high']:+.3f}]{mark}"
 
 
 def _f(x: float | None) -> str:

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from training.metrics import full_report, macro_f1_present, tune_thresholds
+from training.metrics import full_report, macro_f1_present, paired_bootstrap, tune_thresholds
 
 
 def test_tune_thresholds_finds_the_separating_value():
@@ -41,3 +42,54 @@ def test_full_report_shapes():
     assert report["macro_f1"] == 1.0 and report["per_theme"]["a"]["support"] == 2
     assert abs(report["sentiment"]["accuracy"] - 2 / 3) < 1e-9
     assert set(report["per_language"]) == {"en", "zh"} and report["per_language"]["en"]["n"] == 2
+
+
+def _systems(n: int = 400, seed: int = 1):
+    """Gold labels for ``n`` items in two languages, a system that gets about 90% of the
+    decisions right and one that gets about 60% right."""
+    rng = np.random.default_rng(seed)
+    truth = (rng.random((n, 3)) < 0.3).astype(int)
+    good = np.where(rng.random((n, 3)) < 0.9, truth, 1 - truth)
+    poor = np.where(rng.random((n, 3)) < 0.6, truth, 1 - truth)
+    sent = rng.integers(0, 3, n)
+    langs = ["en"] * (n // 2) + ["zh"] * (n - n // 2)
+    return truth, good, poor, sent, langs
+
+
+def test_bootstrap_points_are_the_reports_differences():
+    truth, good, poor, sent, langs = _systems()
+    sent_good = np.where(np.arange(len(sent)) % 5 == 0, (sent + 1) % 3, sent)
+    ids = ["a", "b", "c"]
+    out = paired_bootstrap(truth, poor, good, sent, sent, sent_good, langs, ids, n_resamples=200)
+    ra = full_report(truth, poor, sent, sent, langs, ids, ["n", "u", "p"])
+    rb = full_report(truth, good, sent, sent_good, langs, ids, ["n", "u", "p"])
+    assert out["macro_f1"]["diff"] == pytest.approx(rb["macro_f1"] - ra["macro_f1"])
+    for t in ids:
+        want = rb["per_theme"][t]["f1"] - ra["per_theme"][t]["f1"]
+        assert out["per_theme"][t]["diff"] == pytest.approx(want)
+    for lang in ("en", "zh"):
+        want = rb["per_language"][lang]["macro_f1"] - ra["per_language"][lang]["macro_f1"]
+        assert out["per_language"][lang]["diff"] == pytest.approx(want)
+        assert out["per_language"][lang]["n"] == 200
+    assert out["sentiment_accuracy"]["diff"] == pytest.approx(-0.2)
+
+
+def test_a_clear_difference_excludes_zero_and_the_same_system_gives_none():
+    truth, good, poor, sent, langs = _systems()
+    ids = ["a", "b", "c"]
+    clear = paired_bootstrap(truth, poor, good, sent, sent, sent, langs, ids, n_resamples=300)
+    assert 0 < clear["macro_f1"]["low"] <= clear["macro_f1"]["diff"] <= clear["macro_f1"]["high"]
+    same = paired_bootstrap(truth, good, good, sent, sent, sent, langs, ids, n_resamples=300)
+    assert same["macro_f1"] == {"diff": 0.0, "low": 0.0, "high": 0.0}
+    assert all(v["low"] == v["high"] == 0.0 for v in same["per_theme"].values())
+
+
+def test_small_subsets_get_wider_intervals_and_the_seed_fixes_them():
+    truth, good, poor, sent, langs = _systems(n=1200)
+    langs = ["en"] * 1100 + ["ar"] * 100
+    ids = ["a", "b", "c"]
+    out = paired_bootstrap(truth, poor, good, sent, sent, sent, langs, ids, n_resamples=400)
+    width = {k: v["high"] - v["low"] for k, v in out["per_language"].items()}
+    assert width["ar"] > 2 * width["en"]
+    again = paired_bootstrap(truth, poor, good, sent, sent, sent, langs, ids, n_resamples=400)
+    assert again == out

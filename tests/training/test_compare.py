@@ -1,0 +1,77 @@
+"""Champion and challenger tables: the changes and, with intervals, whether they are noise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.taxonomy import load_taxonomy
+from training.compare import format_comparison, gate, intervals
+from training.data import Item
+from training.metrics import full_report
+
+
+def _items_and_decisions(n: int = 300):
+    taxonomy = load_taxonomy("labels/taxonomy.yaml")
+    ids = list(taxonomy.theme_ids)
+    rng = np.random.default_rng(3)
+    truth = (rng.random((n, len(ids))) < 0.25).astype(int)
+    # "new" finds every theme; "old" misses the first theme entirely and is otherwise equal.
+    new = truth.copy()
+    old = truth.copy()
+    old[:, 0] = 0
+    sentiments = list(taxonomy.sentiments)
+    sent = rng.integers(0, 3, n)
+    items = [
+        Item(
+            id=str(k),
+            text=f"text {k}",
+            lang="en" if k % 3 else "zh",
+            themes=tuple(t for j, t in enumerate(ids) if truth[k, j]),
+            sentiment=sentiments[sent[k]],
+            source="test",
+        )
+        for k in range(n)
+    ]
+    langs = [i.lang for i in items]
+    results = {
+        name: {"test split": full_report(truth, pred, sent, sent, langs, ids, sentiments)}
+        for name, pred in (("old", old), ("new", new))
+    }
+    decisions = {
+        name: {"test split": (pred, sent, ids)} for name, pred in (("old", old), ("new", new))
+    }
+    return taxonomy, {"test split": items}, results, decisions, ids
+
+
+def test_the_table_marks_only_the_changes_the_test_set_can_tell_apart():
+    taxonomy, sets, results, decisions, ids = _items_and_decisions()
+    spread = intervals("old", "new", decisions, sets, taxonomy, n_resamples=300)
+    table = format_comparison("old", "new", results, spread)
+    assert "| | old | new | change | 95% interval |" in table
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.count("|") > 4}
+    assert lines[f"{ids[0]} F1"].rstrip().endswith("* |")  # 0 -> 1: a real change
+    assert not lines[f"{ids[1]} F1"].rstrip().endswith("* |")  # no change at all
+    assert "[+0.000, +0.000]" in lines[f"{ids[1]} F1"]
+    assert lines["**macro F1**"].rstrip().endswith("* |")
+    assert "paired bootstrap, 300 resamples" in table
+
+
+def test_without_intervals_the_table_keeps_its_four_columns():
+    _, _, results, _, _ = _items_and_decisions()
+    table = format_comparison("old", "new", results)
+    assert "| | old | new | change |\n|---|---|---|---|" in table
+    assert "interval" not in table
+
+
+def test_models_with_different_themes_get_no_intervals():
+    taxonomy, sets, _, decisions, ids = _items_and_decisions()
+    themes, sent, _ = decisions["old"]["test split"]
+    decisions["old"]["test split"] = (themes[:, 1:], sent, ids[1:])
+    assert intervals("old", "new", decisions, sets, taxonomy, n_resamples=50) == {}
+
+
+def test_the_gate_refuses_the_theme_the_challenger_lost():
+    _, _, results, _, ids = _items_and_decisions()
+    reasons = gate(results["new"]["test split"], results["old"]["test split"], 0.2, 0.03)
+    assert any(ids[0] in r for r in reasons)
+    assert gate(results["old"]["test split"], results["new"]["test split"], 0.01, 0.03) == []
