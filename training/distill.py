@@ -4,9 +4,10 @@ The student starts as a copy of the teacher with only some of its transformer la
 spaced, first and last kept), and optionally only the feed-forward neurons that contribute
 most on real texts (the feed-forward block is two thirds of a layer's arithmetic). It is
 trained to reproduce the teacher's outputs: its theme probabilities and sentiment
-distribution (soft targets) on the training split and on unlabelled real feedback. Labels are
-used only where the teacher's are: the dev split for early stopping and thresholds, the frozen
-test split for the final figures, which the student's card shows beside its teacher's.
+distribution (soft targets) on the training split and on unlabelled real feedback; with
+``label_weight`` the training split's gold labels are blended into its targets. The dev split
+serves early stopping and thresholds, the frozen test split the final figures, which the
+student's card shows beside its teacher's.
 
 A student ships (becomes current) only if it stays within ``max_f1_loss`` (0.01) of its
 teacher's test macro F1 and within ``max_sentiment_loss`` (0.01) of its sentiment accuracy;
@@ -33,7 +34,13 @@ from service.modeling import mean_pool
 from service.registry import current_version, set_current_version
 from service.taxonomy import load_taxonomy
 from service.text import normalise_for_dedup
-from training.data import find_label_files, fingerprint, load_items, split_items
+from training.data import (
+    find_label_files,
+    fingerprint,
+    label_arrays,
+    load_items,
+    split_items,
+)
 from training.train import TrainConfig, _dataset, fit, token_dataset, write_bundle
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,9 @@ class DistillConfig(TrainConfig):
     # error): 384 numbers per text instead of 12. Off by default: at 1.0 it did not help the
     # 6-layer student of cx-default-v3 (test macro F1 0.742 against 0.744 without).
     pooled_loss_weight: float = 0.0
+    # Share of the gold labels in the targets of the labelled training items (the rest is
+    # the teacher's): a student then also learns where its teacher is wrong. 0: teacher only.
+    label_weight: float = 0.0
     epochs: float = 3.0
     learning_rate: float = 1e-4
     head_learning_rate: float = 1e-4  # the heads start from the teacher's, not from scratch
@@ -215,6 +225,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     prefix = teacher_meta.get("text_prefix", "")
     tokenizer = teacher_bundle.tokenizer
     targets = teacher_targets(teacher_path, pool, prefix, tokenizer, config.max_length)
+    blend_gold_labels(targets, splits["train"], taxonomy, config.label_weight)
 
     student, kept = make_student(teacher_bundle.model, config.student_layers)
     teacher_ffn = teacher_bundle.model.encoder.config.intermediate_size
@@ -277,6 +288,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         "max_f1_loss": config.max_f1_loss,
         "max_sentiment_loss": config.max_sentiment_loss,
         "sentiment_loss_weight": config.sentiment_loss_weight,
+        "label_weight": config.label_weight,
     }
 
     def gate(meta: dict) -> None:
@@ -331,6 +343,22 @@ def _encode(tokenizer, texts: list[str], prefix: str, max_length: int):
         padding=True,
         return_tensors="pt",
     )
+
+
+def blend_gold_labels(
+    targets: dict[str, np.ndarray], labelled: list, taxonomy, weight: float
+) -> None:
+    """Mix the gold labels of ``labelled`` (the first rows of ``targets``) into the teacher's
+    theme probabilities and sentiment distributions, in place, with share ``weight``."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"label_weight must be between 0 and 1, got {weight}")
+    if not weight or not labelled:
+        return
+    themes, sentiments = label_arrays(labelled, taxonomy)
+    n = len(labelled)
+    gold_sentiment = np.eye(targets["sentiment"].shape[1], dtype=np.float32)[sentiments]
+    targets["themes"][:n] = (1 - weight) * targets["themes"][:n] + weight * themes
+    targets["sentiment"][:n] = (1 - weight) * targets["sentiment"][:n] + weight * gold_sentiment
 
 
 @torch.no_grad()

@@ -288,3 +288,61 @@ def test_distill_with_a_smaller_feed_forward_writes_a_loadable_student(
     assert student.model.encoder.encoder.layer[0].intermediate.dense.out_features == 24
     rows = Predictor(student).predict(["refund me now", "你们的客服太慢了"])
     assert len(rows) == 2 and all(set(r.scores) == set(student.theme_ids) for r in rows)
+
+
+def test_gold_labels_are_blended_into_the_labelled_rows_only():
+    import numpy as np
+
+    from service.taxonomy import load_taxonomy
+    from training.data import Item
+    from training.distill import blend_gold_labels
+
+    taxonomy = load_taxonomy("labels/taxonomy.yaml")
+    k = len(taxonomy.theme_ids)
+    targets = {
+        "themes": np.full((3, k), 0.5, dtype=np.float32),
+        "sentiment": np.full((3, 3), 1 / 3, dtype=np.float32),
+    }
+    theme = taxonomy.theme_ids[1]
+    item = Item(id="a", text="t", lang="en", themes=(theme,), sentiment="negative", source="s")
+    blend_gold_labels(targets, [item], taxonomy, 0.4)
+    expected = np.full(k, 0.3, dtype=np.float32)  # 0.6 * 0.5 + 0.4 * 0
+    expected[1] = 0.7  # 0.6 * 0.5 + 0.4 * 1
+    np.testing.assert_allclose(targets["themes"][0], expected, rtol=1e-6)
+    negative = list(taxonomy.sentiments).index("negative")
+    assert targets["sentiment"][0, negative] == pytest.approx(0.6 / 3 + 0.4)
+    assert targets["sentiment"][0].sum() == pytest.approx(1.0)
+    # the unlabelled rows keep the teacher's targets
+    np.testing.assert_allclose(targets["themes"][1:], 0.5)
+    np.testing.assert_allclose(targets["sentiment"][1:], 1 / 3, rtol=1e-6)
+
+
+def test_a_label_weight_outside_zero_to_one_is_refused():
+    import numpy as np
+
+    from service.taxonomy import load_taxonomy
+    from training.distill import blend_gold_labels
+
+    targets = {"themes": np.zeros((1, 9)), "sentiment": np.zeros((1, 3))}
+    with pytest.raises(ValueError, match="label_weight"):
+        blend_gold_labels(targets, [], load_taxonomy("labels/taxonomy.yaml"), 1.5)
+
+
+def test_the_student_trains_on_blended_targets_and_records_the_weight(
+    tiny_bundle, small_labels, tmp_path, monkeypatch
+):
+    import training.distill as distill_module
+
+    seen = {}
+
+    def fit_spy(wrapped, tokenizer, train_ds, *args, **kwargs):
+        seen["themes"] = [list(row) for row in train_ds["theme_labels"]]
+        return None
+
+    monkeypatch.setattr(distill_module, "fit", fit_spy)
+    assert distill(_config(tiny_bundle, small_labels, tmp_path, label_weight=1.0)) is None
+    hard = seen["themes"]
+    labelled = [row for row in hard if all(v in (0.0, 1.0) for v in row)]
+    assert labelled, "with label_weight 1 the labelled rows' targets are the gold labels"
+    assert distill(_config(tiny_bundle, small_labels, tmp_path, label_weight=0.0)) is None
+    assert seen["themes"] != hard
