@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from service.taxonomy import Taxonomy
 from training.data import Item, find_label_files, load_items, split_items
 
@@ -32,8 +30,7 @@ def evaluate_models(
     behind them, ``{version: {set name: (theme 0/1 matrix, sentiment indices)}}``."""
     from service.bundle import load_bundle
     from service.predictor import Predictor
-    from training.data import label_arrays
-    from training.metrics import full_report
+    from training.train import evaluate_predictor, predict_decisions
 
     results, decisions = {}, {}
     for path in paths:
@@ -41,23 +38,11 @@ def evaluate_models(
         version = predictor.model_version
         results[version], decisions[version] = {}, {}
         for name, items in sets.items():
-            # Over the predictor's own themes: an older model may not know a theme added since.
-            theme_ids = predictor.theme_ids
-            truth = np.array([[int(t in i.themes) for t in theme_ids] for i in items], dtype=int)
-            _, sent_true = label_arrays(items, taxonomy)
-            probs, sent_probs = predictor.predict_proba([i.text for i in items])
-            themes = (probs >= predictor.thresholds).astype(int)
-            sentiment = sent_probs.argmax(-1)
-            results[version][name] = full_report(
-                truth.reshape(len(items), len(theme_ids)),
-                themes,
-                sent_true,
-                sentiment,
-                [i.lang for i in items],
-                theme_ids,
-                list(taxonomy.sentiments),
+            themes, sentiment = predict_decisions(predictor, items)
+            results[version][name] = evaluate_predictor(
+                predictor, items, taxonomy, (themes, sentiment)
             )
-            decisions[version][name] = (themes, sentiment, list(theme_ids))
+            decisions[version][name] = (themes, sentiment, list(predictor.theme_ids))
     return results, decisions
 
 
@@ -71,7 +56,7 @@ def intervals(
 ) -> dict:
     """``{set name: paired bootstrap of B - A}`` (see :func:`training.metrics.paired_bootstrap`)
     for the sets on which both models decide the same themes."""
-    from training.data import label_arrays
+    from training.data import label_arrays, theme_matrix
     from training.metrics import paired_bootstrap
 
     out = {}
@@ -80,10 +65,9 @@ def intervals(
         themes_b, sent_b, ids_b = decisions[b][name]
         if ids_a != ids_b or not items:
             continue
-        truth = np.array([[int(t in i.themes) for t in ids_a] for i in items], dtype=int)
         _, sent_true = label_arrays(items, taxonomy)
         out[name] = paired_bootstrap(
-            truth.reshape(len(items), len(ids_a)),
+            theme_matrix(items, ids_a),
             themes_a,
             themes_b,
             sent_true,

@@ -185,11 +185,16 @@ def split_items(
     return out
 
 
+def theme_matrix(items: list[Item], theme_ids: list[str]) -> np.ndarray:
+    """Multi-hot gold themes, items x ``theme_ids`` (0/1 ints)."""
+    return np.array(
+        [[int(t in i.themes) for t in theme_ids] for i in items], dtype=np.int64
+    ).reshape(len(items), len(theme_ids))
+
+
 def label_arrays(items: list[Item], taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
     """Multi-hot theme matrix (items x themes, 0/1 ints) and sentiment indices."""
-    themes = np.array(
-        [[int(t in i.themes) for t in taxonomy.theme_ids] for i in items], dtype=np.int64
-    ).reshape(len(items), len(taxonomy.theme_ids))
+    themes = theme_matrix(items, list(taxonomy.theme_ids))
     sentiments = np.array([taxonomy.sentiments.index(i.sentiment) for i in items], dtype=np.int64)
     return themes, sentiments
 

@@ -41,6 +41,7 @@ from training.data import (
     label_arrays,
     load_items,
     split_items,
+    theme_matrix,
 )
 from training.metrics import full_report, macro_f1_present, sentiment_report, tune_thresholds
 
@@ -190,21 +191,31 @@ def _selection_metrics(eval_pred) -> dict[str, float]:
     }
 
 
-def evaluate_predictor(predictor: Predictor, items: list[Item], taxonomy: Taxonomy) -> dict:
-    """Full figures for a predictor (thresholds from its bundle) on ``items``, over the
-    predictor's own themes (an older model may not know a theme added since)."""
-    _, sent_true = label_arrays(items, taxonomy)
-    theme_ids = predictor.theme_ids
-    theme_true = np.array([[int(t in i.themes) for t in theme_ids] for i in items], dtype=int)
+def predict_decisions(predictor: Predictor, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+    """The predictor's theme decisions (items x its themes, 0/1, its thresholds) and
+    sentiment indices on ``items``."""
     probs, sent_probs = predictor.predict_proba([i.text for i in items])
-    theme_pred = (probs >= predictor.thresholds).astype(int)
+    return (probs >= predictor.thresholds).astype(int), sent_probs.argmax(-1)
+
+
+def evaluate_predictor(
+    predictor: Predictor,
+    items: list[Item],
+    taxonomy: Taxonomy,
+    decisions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
+    """Full figures for a predictor (thresholds from its bundle) on ``items``, over the
+    predictor's own themes (an older model may not know a theme added since).
+    ``decisions`` (from :func:`predict_decisions`) saves predicting again."""
+    _, sent_true = label_arrays(items, taxonomy)
+    theme_pred, sent_pred = decisions or predict_decisions(predictor, items)
     return full_report(
-        theme_true.reshape(len(items), len(theme_ids)),
+        theme_matrix(items, predictor.theme_ids),
         theme_pred,
         sent_true,
-        sent_probs.argmax(-1),
+        sent_pred,
         [i.lang for i in items],
-        theme_ids,
+        predictor.theme_ids,
         list(taxonomy.sentiments),
     )
 
