@@ -64,6 +64,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "seed": args.seed,
+        "seeds": args.seeds,
         "max_steps": args.max_steps,
         "freeze_layers": args.freeze_layers,
         "version": args.version,
@@ -93,6 +94,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             f"  cxthemes models promote {path.name}"
         )
     return 0
+
+
+def _seed_list(value: str) -> tuple[int, ...]:
+    """``13,29,41`` as distinct integer seeds (argparse type)."""
+    try:
+        seeds = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers separated by commas: {value!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give distinct seeds, e.g. 13,29,41: {value!r}")
+    return seeds
 
 
 def _looks_local(name: str) -> bool:
@@ -631,7 +645,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="encoder learning rate")
     p.add_argument("--batch-size", type=int, help="per device (default 16)")
     p.add_argument("--max-length", type=int, help="tokens per training text (default 128)")
-    p.add_argument("--seed", type=int, help="random seed (default 13)")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="random seed (default 13)")
+    seed.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="comma-separated seeds, e.g. 13,29,41: train one model per seed and keep the one "
+        "with the best dev score (the card lists every run)",
+    )
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
     p.add_argument("--freeze-layers", type=int, help="also freeze the bottom N encoder layers")
     p.add_argument(

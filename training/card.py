@@ -82,6 +82,25 @@ def render_card(meta: dict[str, Any]) -> str:
         *(f"| {t} | {v:.2f} |" for t, v in meta["thresholds"].items()),
         "",
     ]
+    search = meta.get("seed_search")
+    if search:
+        lines += [
+            "## Seed search",
+            "",
+            f"One model was trained per seed; seed {search['chosen_seed']} was kept for its dev "
+            "selection score. The test figures of every run show how much the seed alone moves "
+            "them; they played no part in the choice.",
+            "",
+            "| seed | dev selection | test macro F1 | test sentiment accuracy |",
+            "|---|---|---|---|",
+            *(
+                f"| {r['seed']}{' (kept)' if r['seed'] == search['chosen_seed'] else ''} | "
+                f"{_f(r.get('best_dev_selection'))} | {_f(r.get('test_macro_f1'))} | "
+                f"{_f(r.get('test_sentiment_accuracy'))} |"
+                for r in search["runs"]
+            ),
+            "",
+        ]
     distilled = meta.get("distillation")
     if distilled:
         lines += [

@@ -114,3 +114,60 @@ def test_baselines_report_on_same_test_split(tiny_bundle, small_labels):
         assert 0.0 <= out[name]["macro_f1"] <= 1.0
     # TF-IDF learns from real labelled text, so it must beat chance on the test split.
     assert out["tfidf"]["macro_f1"] > 0.2
+
+
+def test_seed_search_keeps_the_best_dev_run(
+    tiny_base, small_labels, tmp_path, capsys, monkeypatch, request
+):
+    from service.cli import main
+    from service.core.config import get_settings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("CXTHEMES_MODELS_DIR", str(models))
+    get_settings.cache_clear()  # settings are read once per process
+    request.addfinalizer(get_settings.cache_clear)
+    args = ["--base-model", str(tiny_base), "--labels", str(small_labels), "--max-steps", "4"]
+    args += ["--no-baselines", "--no-current"]
+    assert main(["train", *args, "--seeds", "13,29", "--version", "search"]) == 0
+    out = capsys.readouterr().out
+
+    meta = read_meta(models / "search")
+    search = meta["seed_search"]
+    assert [r["seed"] for r in search["runs"]] == [13, 29]
+    kept = max(search["runs"], key=lambda r: r["best_dev_selection"])  # first of equals
+    assert search["chosen_seed"] == kept["seed"] == meta["hyperparameters"]["seed"]
+    assert meta["best_dev_selection"] == kept["best_dev_selection"]
+    assert meta["hyperparameters"]["seeds"] == [13, 29]
+    assert "## Seed search" in out and f"| {kept['seed']} (kept) |" in out
+    assert not (models / ".checkpoints" / "search").exists()
+
+    # The kept weights are exactly what a plain run with that seed trains, and the figures
+    # listed for the run are the ones that model's own card reports.
+    seed = str(kept["seed"])
+    assert main(["train", *args, "--seed", seed, "--version", "single"]) == 0
+    single = models / "single"
+    w_search = load_file(str(models / "search" / "model.safetensors"))
+    w_single = load_file(str(single / "model.safetensors"))
+    assert all((w_search[k] == w_single[k]).all() for k in w_single)
+    model = read_meta(single)["metrics"]["model"]
+    assert kept["test_macro_f1"] == pytest.approx(model["macro_f1"])
+    assert kept["test_sentiment_accuracy"] == pytest.approx(model["sentiment"]["accuracy"])
+    assert read_meta(single)["thresholds"] == meta["thresholds"]
+
+
+@pytest.mark.parametrize("seeds", ["13,13", "13,x", ","])
+def test_seed_search_rejects_bad_seed_lists(seeds, capsys):
+    from service.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--seeds", seeds])
+    assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_seed_and_seeds_are_exclusive(capsys):
+    from service.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--seed", "1", "--seeds", "1,2"])
+    assert "not allowed with" in capsys.readouterr().err
