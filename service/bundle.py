@@ -142,7 +142,7 @@ def _check_contents(root: Path, meta: dict[str, Any], backend: str) -> None:
             f"{root / META_FILE}: no threshold for {sorted(set(themes) - thresholds.keys())}"
         )
     needed = [WEIGHTS_FILE, TOKENIZER_FILE]
-    if backend == "torch":
+    if backend in ("torch", "torch-bf16"):
         needed.append(f"{ENCODER_DIR}/config.json")
     for name in needed:
         if not (root / name).is_file():
@@ -186,12 +186,14 @@ def load_bundle(
 ) -> Bundle:
     """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
 
-    ``backend``: ``torch``, ``onnx`` (the bundle's ONNX export, CPU only: the int8 graph if
-    its export passed the accuracy gate, else the fp32 graph) or ``auto`` (``onnx`` when the
-    bundle has an export and the device is the CPU). ``onnx-int8`` and ``onnx-fp32`` pick a
-    graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle threads sleep instead
-    of busy-waiting (for a server that shares its cores with an event loop); ``threads`` sets
-    ONNX Runtime's intra-op threads (default: as many as torch uses).
+    ``backend``: ``torch``, ``torch-bf16`` (the torch model under CPU bf16 autocast), ``onnx``
+    (the bundle's ONNX export, CPU only: the int8 graph if its export passed the accuracy gate,
+    else the fp32 graph) or ``auto``: on the CPU, the int8 graph if it passed its gate, else
+    ``torch-bf16`` if the bundle passed its bf16 check and the CPU computes bf16 natively,
+    else the fp32 graph if the bundle has an export, else ``torch``. ``onnx-int8`` and
+    ``onnx-fp32`` pick a graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle
+    threads sleep instead of busy-waiting (for a server that shares its cores with an event
+    loop); ``threads`` sets ONNX Runtime's intra-op threads (default: as many as torch uses).
     """
     from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 
@@ -208,9 +210,11 @@ def load_bundle(
         int8_ok, backend = False, "onnx"
     onnx_path = root / ONNX_DIR / (ONNX_INT8 if int8_ok else ONNX_FP32)
     if backend == "auto":
-        backend = "onnx" if onnx_path.is_file() and device == "cpu" else "torch"
-    if backend not in ("torch", "onnx"):
-        raise BundleError(f"unknown backend {backend!r}: use auto, torch or onnx")
+        backend = _auto_backend(meta, onnx_path, int8_ok, device)
+    if backend not in ("torch", "torch-bf16", "onnx"):
+        raise BundleError(f"unknown backend {backend!r}: use auto, torch, torch-bf16 or onnx")
+    if backend == "torch-bf16" and device != "cpu":
+        raise BundleError("the torch-bf16 backend runs on the CPU only")
     _check_contents(root, meta, backend)
     try:
         if backend == "onnx":
@@ -237,6 +241,10 @@ def load_bundle(
                 raise BundleError(f"{weights} is truncated or corrupt: {exc}") from exc
             model.load_state_dict(state, strict=True)
             model.eval().to(torch.device(device))
+            if backend == "torch-bf16":
+                from service.backends.bf16 import Bf16ThemeClassifier
+
+                model = Bf16ThemeClassifier(model).eval()
         # After the weights: a damaged bundle is refused before the slow tokenizer load.
         tokenizer = AutoTokenizer.from_pretrained(root)
     except BundleError:
@@ -246,6 +254,19 @@ def load_bundle(
     except Exception as exc:  # onnxruntime raises its own types for a broken graph
         raise BundleError(f"{root}: cannot load bundle: {type(exc).__name__}: {exc}") from exc
     return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer, backend=backend)
+
+
+def _auto_backend(meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: str) -> str:
+    """The fastest backend that keeps the model's decisions here (see :func:`load_bundle`)."""
+    if device != "cpu":
+        return "torch"
+    if int8_ok and onnx_path.is_file():
+        return "onnx"
+    from service.backends.bf16 import cpu_has_native_bf16
+
+    if (meta.get("bf16") or {}).get("accepted") and cpu_has_native_bf16():
+        return "torch-bf16"
+    return "onnx" if onnx_path.is_file() else "torch"
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:

@@ -501,10 +501,12 @@ def cmd_review_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
     export = _training("export")
     from service.backends import ONNX_DIR, ONNX_INT8
-    from service.bundle import resolve_model_path
+    from service.bundle import read_meta, resolve_model_path
 
     path = resolve_model_path(args.model, settings.models_dir)
-    if args.if_missing and (path / ONNX_DIR / ONNX_INT8).is_file():
+    exported = args.if_missing and (path / ONNX_DIR / ONNX_INT8).is_file()
+    check_bf16 = args.bf16 and args.check_texts > 0
+    if exported and (not check_bf16 or "bf16" in read_meta(path)):
         print(f"{path.name} already has an ONNX export")
         return 0
     texts, test, taxonomy = [], [], None
@@ -516,8 +518,12 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
         items, _ = data.load_items(data.find_label_files(Path(settings.labels_dir)), taxonomy)
         test = data.split_items(items)["test"]
         texts = [i.text for i in test][: args.check_texts]
-    figures = export.export_onnx(path, texts, check_items=test, taxonomy=taxonomy)
-    print(json.dumps(figures, indent=1))
+    if not exported:
+        figures = export.export_onnx(path, texts, check_items=test, taxonomy=taxonomy)
+        print(json.dumps(figures, indent=1))
+    if check_bf16:
+        bf16 = _training("precision").check_bf16(path, texts, check_items=test, taxonomy=taxonomy)
+        print(json.dumps({"bf16": bf16}, indent=1))
     return 0
 
 
@@ -794,13 +800,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, default=500)
     q.set_defaults(func=cmd_review_export)
 
-    p = sub.add_parser("export-onnx", help="add an int8 ONNX export to a bundle (fast CPU)")
+    p = sub.add_parser(
+        "export-onnx",
+        help="add an ONNX export (fp32 and int8) and a bf16 check to a bundle (fast CPU)",
+    )
     p.add_argument("--model", help="bundle path (default: the current model)")
     p.add_argument(
         "--check-texts",
         type=int,
         default=2000,
-        help="test-split texts to measure int8 vs torch agreement on (0: skip)",
+        help="test-split texts to measure int8 and bf16 against fp32 torch on (0: skip)",
+    )
+    p.add_argument(
+        "--no-bf16",
+        dest="bf16",
+        action="store_false",
+        help="skip the bf16 check (bf16 is then never chosen by the auto backend)",
     )
     p.add_argument("--if-missing", action="store_true", help="do nothing if already exported")
     p.set_defaults(func=cmd_export_onnx)

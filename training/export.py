@@ -14,17 +14,15 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 from service.bundle import load_bundle, read_meta, write_meta
+from training.precision import agreement, f1_both, passes_gate
 
 log = logging.getLogger(__name__)
 OPSET = 17
-INT8_MIN_AGREEMENT = 0.99
-INT8_MAX_F1_LOSS = 0.01
 
 
 class _Exported(nn.Module):
@@ -113,12 +111,7 @@ def export_onnx(
         figures.update(f1_both(root, check_items, taxonomy))
     # The int8 graph is served only if it keeps the torch model's decisions (>= 99% of texts)
     # and loses at most 0.01 macro F1; otherwise the exact fp32 graph is.
-    agree_ok = figures.get("theme_decisions_agree", 0.0) >= INT8_MIN_AGREEMENT
-    f1_ok = (
-        "macro_f1_torch" in figures
-        and figures["macro_f1_torch"] - figures["macro_f1_int8"] <= INT8_MAX_F1_LOSS
-    )
-    figures["int8_accepted"] = bool(agree_ok and (f1_ok or not check_items))
+    figures["int8_accepted"] = passes_gate(figures, "int8", bool(check_items))
     meta = read_meta(root)
     meta["onnx"] = figures
     write_meta(root, meta)
@@ -133,34 +126,3 @@ def _eager_attention(encoder: nn.Module) -> None:
         encoder.set_attn_implementation("eager")
     except (AttributeError, ValueError):  # older transformers or a custom encoder
         encoder.config._attn_implementation = "eager"
-
-
-def agreement(bundle_path: Path, texts: list[str]) -> dict:
-    """How often the int8 graph makes the torch model's decisions on ``texts``."""
-    from service.predictor import Predictor
-
-    torch_p = Predictor.from_path(bundle_path, backend="torch", evidence=False)
-    onnx_p = Predictor.from_path(bundle_path, backend="onnx-int8", evidence=False)
-    a_theme, a_sent = torch_p.predict_proba(texts)
-    b_theme, b_sent = onnx_p.predict_proba(texts)
-    same_themes = ((a_theme >= torch_p.thresholds) == (b_theme >= onnx_p.thresholds)).all(1)
-    return {
-        "n_check_texts": len(texts),
-        "theme_decisions_agree": round(float(same_themes.mean()), 4),
-        "sentiment_agrees": round(float((a_sent.argmax(1) == b_sent.argmax(1)).mean()), 4),
-        "max_abs_theme_prob_diff": round(float(np.abs(a_theme - b_theme).max()), 4),
-    }
-
-
-def f1_both(bundle_path: Path, items: list, taxonomy) -> dict:
-    """Macro F1 of the torch and the int8 backend on the same labelled items."""
-    from service.predictor import Predictor
-    from training.train import evaluate_predictor
-
-    result = {"f1_items": len(items)}
-    for name, backend in (("torch", "torch"), ("int8", "onnx-int8")):
-        predictor = Predictor.from_path(bundle_path, backend=backend, evidence=False)
-        report = evaluate_predictor(predictor, items, taxonomy)
-        result[f"macro_f1_{name}"] = round(report["macro_f1"], 4)
-        result[f"sentiment_accuracy_{name}"] = round(report["sentiment"]["accuracy"], 4)
-    return result

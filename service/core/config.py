@@ -40,8 +40,11 @@ class Settings(BaseSettings):
 
     # Inference
     device: str = "cpu"
-    backend: Literal["auto", "torch", "onnx"] = Field(
-        "auto", description="auto: the bundle's int8 ONNX export when it has one, else torch."
+    backend: Literal["auto", "torch", "torch-bf16", "onnx"] = Field(
+        "auto",
+        description="auto, on a CPU: the bundle's int8 ONNX graph if it passed its accuracy "
+        "gate, else bf16 torch if the bundle passed its bf16 check and the CPU computes bf16 "
+        "natively, else the fp32 ONNX graph, else torch.",
     )
     torch_threads: int | None = Field(None, description="Intra-op threads; default: torch's.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass (scoring).")
