@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
 from bench._server import closed_loop, peak_rss_mb, serve, short_texts  # noqa: E402
 
 
@@ -40,7 +42,7 @@ def main() -> None:
     started = time.perf_counter()
     predictor.predict(texts)
     offline = len(texts) / (time.perf_counter() - started)
-    backend = predictor.bundle.backend
+    backend = predictor.bundle.backend_detail
     del predictor
 
     with serve(bundle, backend=args.backend) as server:
@@ -51,9 +53,11 @@ def main() -> None:
             for c in (1, 8, 32)
         ]
         rss = peak_rss_mb(server.pid)
+        api_backend = httpx.get(f"{server.base}/v1/model", timeout=30).json().get("backend")
     print(
-        f"bundle {bundle.name}, backend {backend}; {len(texts)} short real texts "
-        f"(<= 64 tokens); offline batch throughput {offline:.1f} texts/s"
+        f"bundle {bundle.name}; {len(texts)} short real texts (<= 64 tokens); offline batch "
+        f"throughput {offline:.1f} texts/s (backend {backend}, as `score` runs it); the API "
+        f"serves with backend {api_backend}"
     )
     print("\n| clients | requests | p50 ms | p95 ms | p99 ms | texts/s | vs offline | errors |")
     print("|---|---|---|---|---|---|---|---|")

@@ -62,11 +62,7 @@ def main() -> None:
     pipe = plain_pipeline(bundle)
     r_a, s_a = rate(pipe, texts[: args.pipeline_n])
     rows.append(("(a) transformers.pipeline, defaults", args.pipeline_n, s_a, r_a))
-    served = Predictor.from_path(bundle, backend="auto").bundle
-    served_backend = served.backend
-    if served_backend == "onnx":
-        served_backend = "onnx-int8" if "int8" in served.model.onnx_path.name else "onnx-fp32"
-    del served
+    served_backend = Predictor.from_path(bundle, backend="auto").bundle.backend_detail
     engines = (
         ("(b) torch backend, fp32", "torch"),
         ("(c1) torch backend, bf16 autocast", "torch-bf16"),

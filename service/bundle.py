@@ -55,6 +55,15 @@ class Bundle:
     backend: str = "torch"
 
     @property
+    def backend_detail(self) -> str:
+        """The backend, naming the ONNX graph: torch, torch-bf16, onnx-fp32 or onnx-int8."""
+        if self.backend != "onnx":
+            return self.backend
+        from service.backends import ONNX_INT8
+
+        return "onnx-int8" if Path(self.model.onnx_path).name == ONNX_INT8 else "onnx-fp32"
+
+    @property
     def version(self) -> str:
         return self.meta["version"]
 
@@ -183,6 +192,7 @@ def load_bundle(
     backend: str = "torch",
     spin_threads: bool = True,
     threads: int | None = None,
+    auto_bf16: bool = True,
 ) -> Bundle:
     """Load the bundle at ``path`` (weights, tokenizer, metadata); raise BundleError if broken.
 
@@ -194,6 +204,7 @@ def load_bundle(
     ``onnx-fp32`` pick a graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle
     threads sleep instead of busy-waiting (for a server that shares its cores with an event
     loop); ``threads`` sets ONNX Runtime's intra-op threads (default: as many as torch uses).
+    ``auto_bf16=False`` keeps ``auto`` from choosing bf16 (the API: see predictor_options).
     """
     from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 
@@ -210,7 +221,7 @@ def load_bundle(
         int8_ok, backend = False, "onnx"
     onnx_path = root / ONNX_DIR / (ONNX_INT8 if int8_ok else ONNX_FP32)
     if backend == "auto":
-        backend = _auto_backend(meta, onnx_path, int8_ok, device)
+        backend = _auto_backend(meta, onnx_path, int8_ok, device, auto_bf16)
     if backend not in ("torch", "torch-bf16", "onnx"):
         raise BundleError(f"unknown backend {backend!r}: use auto, torch, torch-bf16 or onnx")
     if backend == "torch-bf16" and device != "cpu":
@@ -256,7 +267,9 @@ def load_bundle(
     return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer, backend=backend)
 
 
-def _auto_backend(meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: str) -> str:
+def _auto_backend(
+    meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: str, bf16: bool
+) -> str:
     """The fastest backend that keeps the model's decisions here (see :func:`load_bundle`)."""
     if device != "cpu":
         return "torch"
@@ -264,7 +277,7 @@ def _auto_backend(meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: 
         return "onnx"
     from service.backends.bf16 import cpu_has_native_bf16
 
-    if (meta.get("bf16") or {}).get("accepted") and cpu_has_native_bf16():
+    if bf16 and (meta.get("bf16") or {}).get("accepted") and cpu_has_native_bf16():
         return "torch-bf16"
     return "onnx" if onnx_path.is_file() else "torch"
 

@@ -229,6 +229,9 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     version: str
+    backend: str | None = Field(
+        None, description="How this server runs it: torch, torch-bf16, onnx-fp32 or onnx-int8."
+    )
     created_at: str | None = None
     base_model: str | None = None
     taxonomy_version: str | None = None

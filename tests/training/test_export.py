@@ -79,6 +79,8 @@ def test_the_int8_gate_picks_the_graph(exported):
     meta = json.loads((exported / "bundle.json").read_text())
     chosen = load_bundle(exported, backend="onnx").model.onnx_path.name
     assert chosen == (ONNX_INT8 if meta["onnx"]["int8_accepted"] else ONNX_FP32)
+    graph = "onnx-int8" if meta["onnx"]["int8_accepted"] else "onnx-fp32"
+    assert load_bundle(exported, backend="onnx").backend_detail == graph
     meta["onnx"]["int8_accepted"] = False
     (exported / "bundle.json").write_text(json.dumps(meta))
     assert load_bundle(exported, backend="onnx").model.onnx_path.name == ONNX_FP32

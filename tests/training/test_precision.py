@@ -158,3 +158,20 @@ def test_export_command_adds_the_bf16_check_to_an_exported_bundle(
 
     assert main(["export-onnx", "--model", str(path), "--if-missing"]) == 0
     assert "already has an ONNX export" in capsys.readouterr().out
+
+
+def test_the_api_keeps_bf16_out_of_auto(bundle, monkeypatch):
+    """The API scores on its micro-batch thread, where bf16 measured slower: its ``auto``
+    never picks bf16, while batch scoring's does."""
+    from service.api.main import load_predictor
+    from service.core.config import Settings
+    from service.predictor import predictor_options
+
+    meta = _meta(bundle)
+    meta["bf16"] = {"accepted": True}
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(bf16_backend, "cpu_has_native_bf16", lambda: True)
+    settings = Settings(model=str(bundle))
+    assert load_predictor(settings).bundle.backend == "torch"
+    batch = Predictor.from_path(bundle, **predictor_options(settings))
+    assert batch.bundle.backend_detail == "torch-bf16"

@@ -18,6 +18,7 @@ def model_card(model: ModelDep) -> ModelCard:
     card_path = bundle.path / "README.md"
     return ModelCard(
         version=meta["version"],
+        backend=bundle.backend_detail,
         created_at=meta.get("created_at"),
         base_model=meta.get("base_model"),
         taxonomy_version=meta.get("taxonomy_version"),

@@ -34,6 +34,7 @@ def test_themes_and_model_card(make_client):
     assert all(set(t["name"]) >= {"en", "zh"} for t in themes["themes"])
     card = client.get("/v1/model").json()
     assert card["version"] == "tiny-test"
+    assert card["backend"] == "torch"  # the tiny bundle has no ONNX export
     assert set(card["thresholds"]) == {t["id"] for t in themes["themes"]}
     assert "files" not in card["training_data"]
 
