@@ -69,7 +69,9 @@ class TrainConfig:
     dropout: float = 0.1
     # Encoder dropout: 0 trains ~20% faster on a CPU and fits better in 4 epochs; None keeps it.
     encoder_dropout: float | None = 0.0
-    seed: int = 13
+    # 29, not 13: of the two seeds tried on labels v2.3, 29 had the better dev score (test
+    # macro F1 0.805 against 0.791, bench/RESULTS.md), so `make run` trains the served model.
+    seed: int = 29
     # Several seeds: train one model per seed and keep the one with the best dev selection
     # score (seed variance is about 0.014 test macro F1 here; bench/RESULTS.md). Empty: ``seed``.
     seeds: tuple[int, ...] = ()

@@ -19,7 +19,7 @@ def test_bundle_has_everything(tiny_bundle):
     assert all(0.0 < t < 1.0 for t in meta["thresholds"].values())
     data = meta["training_data"]
     assert len(data["fingerprint"]) == 64 and data["n_train"] > data["n_test"] > 0
-    assert meta["hyperparameters"]["seed"] == 13 and meta["taxonomy_version"] == "1"
+    assert meta["hyperparameters"]["seed"] == TrainConfig.seed and meta["taxonomy_version"] == "1"
     model = meta["metrics"]["model"]
     assert set(model["per_theme"]) == set(meta["theme_ids"])
     assert "macro_f1" in model and "per_language" in model and "sentiment" in model
