@@ -44,7 +44,7 @@ class Bf16ThemeClassifier(nn.Module):
         self.model = model
         self.theme_head = model.theme_head
 
-    def forward(self, **inputs: torch.Tensor | bool) -> dict[str, torch.Tensor]:
+    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor | bool) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = self.model(**inputs)
+            out = self.model(*args, **kwargs)
         return {k: v.float() for k, v in out.items()}

@@ -65,6 +65,20 @@ def test_bf16_runs_in_bf16_and_answers_in_fp32(bundle, items):
     assert clear.sum() > 50 and same[clear].mean() >= 0.99
 
 
+def test_bf16_model_is_a_drop_in_for_the_torch_model(bundle):
+    """Called like the torch model (positional or keyword), it answers the same keys, fp32."""
+    torch_model = load_bundle(bundle, backend="torch").model
+    bf16_model = load_bundle(bundle, backend="torch-bf16").model
+    enc = load_bundle(bundle).tokenizer(["query: the price went up"], return_tensors="pt")
+    args = (enc["input_ids"], enc["attention_mask"])
+    a = torch_model(*args, return_hidden=True)
+    b = bf16_model(*args, return_hidden=True)
+    c = bf16_model(input_ids=args[0], attention_mask=args[1], return_hidden=True)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(v.dtype == a[k].dtype and v.shape == a[k].shape for k, v in b.items())
+    assert all((v == c[k]).all() for k, v in b.items())
+
+
 def test_bf16_evidence_comes_from_the_same_pass(bundle):
     text = "The app crashes daily. The price went up again. I want a human."
     row = Predictor.from_path(bundle, backend="torch-bf16").predict([text])[0]
