@@ -19,7 +19,7 @@ from torch import nn
 
 from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
 from service.bundle import load_bundle, read_meta, write_meta
-from training.precision import agreement, f1_both, passes_gate
+from training.precision import compare_with_torch, passes_gate
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -105,10 +105,10 @@ def export_onnx(
         "fused_attention_blocks": fused,
         "export_seconds": round(time.monotonic() - started, 1),
     }
-    if check_texts:
-        figures.update(agreement(root, check_texts))
-    if check_items:
-        figures.update(f1_both(root, check_items, taxonomy))
+    if check_texts or check_items:
+        figures.update(
+            compare_with_torch(root, "onnx-int8", "int8", check_texts or [], check_items, taxonomy)
+        )
     # The int8 graph is served only if it keeps the torch model's decisions (>= 99% of texts)
     # and loses at most 0.01 macro F1; otherwise the exact fp32 graph is.
     figures["int8_accepted"] = passes_gate(figures, "int8", bool(check_items))

@@ -19,38 +19,46 @@ MIN_AGREEMENT = 0.99
 MAX_F1_LOSS = 0.01
 
 
-def agreement(bundle_path: Path, texts: list[str], backend: str = "onnx-int8") -> dict:
-    """How often ``backend`` makes the fp32 torch model's decisions on ``texts``."""
-    from service.predictor import Predictor
-
-    torch_p = Predictor.from_path(bundle_path, backend="torch", evidence=False)
-    fast_p = Predictor.from_path(bundle_path, backend=backend, evidence=False)
-    a_theme, a_sent = torch_p.predict_proba(texts)
-    b_theme, b_sent = fast_p.predict_proba(texts)
-    same_themes = ((a_theme >= torch_p.thresholds) == (b_theme >= fast_p.thresholds)).all(1)
-    return {
-        "n_check_texts": len(texts),
-        "theme_decisions_agree": round(float(same_themes.mean()), 4),
-        "sentiment_agrees": round(float((a_sent.argmax(1) == b_sent.argmax(1)).mean()), 4),
-        "max_abs_theme_prob_diff": round(float(np.abs(a_theme - b_theme).max()), 4),
-    }
-
-
-def f1_both(
-    bundle_path: Path, items: list, taxonomy, backend: str = "onnx-int8", name: str = "int8"
+def compare_with_torch(
+    bundle_path: Path,
+    backend: str,
+    name: str,
+    texts: list[str],
+    items: list | None = None,
+    taxonomy=None,
 ) -> dict:
-    """Macro F1 and sentiment accuracy of the torch model and of ``backend`` (its figures
-    suffixed ``name``) on the same labelled items."""
+    """How often ``backend`` makes the fp32 torch model's decisions on ``texts`` and, given
+    labelled ``items``, macro F1 and sentiment accuracy of both (``backend``'s figures
+    suffixed ``name``). Each backend is loaded once; when the items are the texts (as
+    ``export-onnx`` gives them), they are predicted once."""
     from service.predictor import Predictor
-    from training.train import evaluate_predictor
+    from training.train import decide, evaluate_predictor
 
-    result = {"f1_items": len(items)}
-    for suffix, engine in (("torch", "torch"), (name, backend)):
-        predictor = Predictor.from_path(bundle_path, backend=engine, evidence=False)
-        report = evaluate_predictor(predictor, items, taxonomy)
-        result[f"macro_f1_{suffix}"] = round(report["macro_f1"], 4)
-        result[f"sentiment_accuracy_{suffix}"] = round(report["sentiment"]["accuracy"], 4)
-    return result
+    engines = {"torch": Predictor.from_path(bundle_path, backend="torch", evidence=False)}
+    engines[name] = Predictor.from_path(bundle_path, backend=backend, evidence=False)
+    scores = {k: p.predict_proba(texts) for k, p in engines.items()} if texts else {}
+    figures: dict = {}
+    if texts:
+        (a_theme, a_sent), (b_theme, b_sent) = scores["torch"], scores[name]
+        same = (
+            decide(engines["torch"], a_theme, a_sent)[0]
+            == decide(engines[name], b_theme, b_sent)[0]
+        ).all(1)
+        figures = {
+            "n_check_texts": len(texts),
+            "theme_decisions_agree": round(float(same.mean()), 4),
+            "sentiment_agrees": round(float((a_sent.argmax(1) == b_sent.argmax(1)).mean()), 4),
+            "max_abs_theme_prob_diff": round(float(np.abs(a_theme - b_theme).max()), 4),
+        }
+    if items:
+        reuse = [i.text for i in items] == texts
+        figures["f1_items"] = len(items)
+        for suffix, predictor in engines.items():
+            decisions = decide(predictor, *scores[suffix]) if reuse else None
+            report = evaluate_predictor(predictor, items, taxonomy, decisions)
+            figures[f"macro_f1_{suffix}"] = round(report["macro_f1"], 4)
+            figures[f"sentiment_accuracy_{suffix}"] = round(report["sentiment"]["accuracy"], 4)
+    return figures
 
 
 def passes_gate(figures: dict, name: str, f1_checked: bool) -> bool:
@@ -81,9 +89,10 @@ def check_bf16(
     if not check_texts:
         raise ValueError("the bf16 check needs texts to compare the two precisions on")
     started = time.monotonic()
-    figures = {"autocast": "cpu bfloat16", **agreement(root, check_texts, backend="torch-bf16")}
-    if check_items:
-        figures.update(f1_both(root, check_items, taxonomy, backend="torch-bf16", name="bf16"))
+    figures = {
+        "autocast": "cpu bfloat16",
+        **compare_with_torch(root, "torch-bf16", "bf16", check_texts, check_items, taxonomy),
+    }
     figures["accepted"] = passes_gate(figures, "bf16", bool(check_items))
     figures["native_cpu"] = cpu_has_native_bf16()
     figures["check_seconds"] = round(time.monotonic() - started, 1)

@@ -199,8 +199,25 @@ def _selection_metrics(eval_pred) -> dict[str, float]:
 def predict_decisions(predictor: Predictor, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
     """The predictor's theme decisions (items x its themes, 0/1, its thresholds) and
     sentiment indices on ``items``."""
-    probs, sent_probs = predictor.predict_proba([i.text for i in items])
+    return decide(predictor, *predictor.predict_proba([i.text for i in items]))
+
+
+def decide(
+    predictor: Predictor, probs: np.ndarray, sent_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Theme decisions at the predictor's thresholds and sentiment indices from its scores."""
     return (probs >= predictor.thresholds).astype(int), sent_probs.argmax(-1)
+
+
+def dev_tuned_predictor(
+    bundle: Bundle, dev: list[Item], taxonomy: Taxonomy, max_length: int
+) -> Predictor:
+    """A predictor of ``bundle`` with each theme's threshold tuned for its F1 on ``dev``."""
+    predictor = Predictor(bundle, batch_size=64, max_length=max_length, evidence=False)
+    dev_true, _ = label_arrays(dev, taxonomy)
+    dev_probs, _ = predictor.predict_proba([i.text for i in dev])
+    predictor.thresholds = tune_thresholds(dev_true, dev_probs)
+    return predictor
 
 
 def evaluate_predictor(
@@ -343,10 +360,7 @@ def _test_figures(
         "pooling": "mean",
     }
     bundle = Bundle(path=Path("."), meta=meta, model=model, tokenizer=tokenizer)
-    predictor = Predictor(bundle, batch_size=64, max_length=config.max_length, evidence=False)
-    dev_true, _ = label_arrays(splits["dev"], taxonomy)
-    dev_probs, _ = predictor.predict_proba([i.text for i in splits["dev"]])
-    predictor.thresholds = tune_thresholds(dev_true, dev_probs)
+    predictor = dev_tuned_predictor(bundle, splits["dev"], taxonomy, config.max_length)
     report = evaluate_predictor(predictor, splits["test"], taxonomy)
     return {
         "test_macro_f1": report["macro_f1"],
@@ -464,14 +478,9 @@ def write_bundle(
         **(extra_meta or {}),
     }
     bundle = Bundle(path=bundle_path, meta=meta, model=model, tokenizer=tokenizer)
-    predictor = Predictor(bundle, batch_size=64, max_length=config.max_length, evidence=False)
-
-    dev = splits["dev"]
-    dev_true, _ = label_arrays(dev, taxonomy)
-    dev_probs, _ = predictor.predict_proba([i.text for i in dev])
-    thresholds = tune_thresholds(dev_true, dev_probs)
+    predictor = dev_tuned_predictor(bundle, splits["dev"], taxonomy, config.max_length)
+    thresholds = predictor.thresholds
     meta["thresholds"] = {t: float(thresholds[k]) for k, t in enumerate(taxonomy.theme_ids)}
-    predictor.thresholds = thresholds
 
     test = splits["test"]
     metrics: dict = {}
