@@ -116,7 +116,6 @@ class Predictor:
         backend: str = "torch",
         spin_threads: bool = True,
         threads: int | None = None,
-        auto_bf16: bool = True,
         **kwargs: object,
     ) -> Predictor:
         """Load the bundle at ``path`` (backend ``auto``, ``torch``, ``torch-bf16``, ``onnx``;
@@ -127,7 +126,6 @@ class Predictor:
             backend=backend,
             spin_threads=spin_threads,
             threads=threads,
-            auto_bf16=auto_bf16,
         )
         return cls(bundle, **kwargs)
 
@@ -386,14 +384,10 @@ class Predictor:
 def predictor_options(settings, batch_size: int | None = None, api: bool = False) -> dict:
     """``Predictor.from_path`` keyword arguments from the settings (one place for ``score``,
     the API and the benchmarks); ``batch_size`` overrides the settings' scoring batch size.
-    ``api``: the API's options (its pass size, ONNX threads that sleep when idle, and no bf16
-    from ``auto``: the API runs the model on its micro-batch thread, where bf16 torch calls
-    measured twice as slow as on a main thread, and the service's memory over 1.5 GB; the
-    fp32 ONNX graph answered as fast there, bench/RESULTS.md)."""
+    ``api``: the API's options (its pass size, and ONNX threads that sleep when idle)."""
     return {
         "device": settings.device,
         "backend": settings.backend,
-        "auto_bf16": not api,
         "spin_threads": not api,
         "threads": settings.api_onnx_threads if api else None,
         "batch_size": batch_size or (settings.api_batch_size if api else settings.batch_size),

@@ -31,6 +31,7 @@ from service.api.routes import (
 from service.batching import MicroBatcher
 from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
+from service.fresh_thread import run_on_fresh_thread
 from service.predictor import Predictor, predictor_options
 from service.store import Store
 
@@ -84,15 +85,24 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def load_predictor(settings: Settings) -> Predictor:
-    """The predictor for ``settings.model`` (or models/current)."""
+    """The predictor for ``settings.model`` (or models/current), loaded and smoke-tested (a
+    model that cannot answer is not served; the call also warms it up) on a thread that ends
+    with the load, so the micro-batch thread's model calls are the process's only OpenMP
+    team (see :mod:`service.fresh_thread`)."""
     if settings.torch_threads:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    return Predictor.from_path(
-        resolve_model_path(settings.model, settings.models_dir),
-        **predictor_options(settings, api=True),
-    )
+
+    def load() -> Predictor:
+        predictor = Predictor.from_path(
+            resolve_model_path(settings.model, settings.models_dir),
+            **predictor_options(settings, api=True),
+        )
+        predictor.predict(["smoke test"])
+        return predictor
+
+    return run_on_fresh_thread(load)
 
 
 def create_app(

@@ -174,9 +174,9 @@ def test_export_command_adds_the_bf16_check_to_an_exported_bundle(
     assert "already has an ONNX export" in capsys.readouterr().out
 
 
-def test_the_api_keeps_bf16_out_of_auto(bundle, monkeypatch):
-    """The API scores on its micro-batch thread, where bf16 measured slower: its ``auto``
-    never picks bf16, while batch scoring's does."""
+def test_the_api_serves_bf16_from_auto_as_batch_scoring_does(bundle, monkeypatch):
+    """Since the API loads its model on a thread that ends (service/fresh_thread.py), bf16
+    runs as fast on its micro-batch thread as on a main thread: both pick it."""
     from service.api.main import load_predictor
     from service.core.config import Settings
     from service.predictor import predictor_options
@@ -186,6 +186,34 @@ def test_the_api_keeps_bf16_out_of_auto(bundle, monkeypatch):
     (bundle / "bundle.json").write_text(json.dumps(meta))
     monkeypatch.setattr(bf16_backend, "cpu_has_native_bf16", lambda: True)
     settings = Settings(model=str(bundle))
-    assert load_predictor(settings).bundle.backend == "torch"
+    assert load_predictor(settings).bundle.backend == "torch-bf16"
     batch = Predictor.from_path(bundle, **predictor_options(settings))
     assert batch.bundle.backend_detail == "torch-bf16"
+
+
+def test_bf16_casts_the_encoder_weights_once_with_autocast_s_rounding(bundle, items):
+    """The encoder's linear weights are stored in bf16 (no cast per call), the embeddings,
+    layer norms and heads stay fp32, and the outputs equal autocast over fp32 weights."""
+    import torch
+    from torch import nn
+
+    fp32 = load_bundle(bundle, backend="torch").model
+    bf16 = load_bundle(bundle, backend="torch-bf16").model
+    linears = [m for m in bf16.model.encoder.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    embeddings = bf16.model.encoder.get_input_embeddings()
+    assert embeddings.weight.dtype == torch.float32
+    assert bf16.theme_head.weight.dtype == torch.float32
+    norms = [m for m in bf16.model.encoder.modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+
+    enc = load_bundle(bundle, backend="torch").tokenizer(
+        [i.text for i in items[:16]], return_tensors="pt", padding=True
+    )
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            want = fp32(enc["input_ids"], enc["attention_mask"])
+        got = bf16(enc["input_ids"], enc["attention_mask"])
+    for key in ("theme_logits", "sentiment_logits"):
+        assert got[key].dtype == torch.float32
+        assert torch.equal(got[key], want[key].float())

