@@ -3,6 +3,7 @@ throughput, errors, and the service's peak RSS, beside the offline batch through
 same model measured in the same run.
 
     .venv/bin/python bench/latency.py [--model M] [--requests 300] [--seconds 60]
+        [--backend auto] [--set api_batch_size=16 ...]
 
 Each client sends one short text (<= 64 tokens) per request, back to back. Every level is
 bounded by a request count and a time limit.
@@ -30,7 +31,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="per concurrency level")
     parser.add_argument("--seconds", type=float, default=60, help="per concurrency level")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for this run, e.g. --set api_batch_size=16 (CXTHEMES_NAME)",
+    )
     args = parser.parse_args()
+    try:
+        extra_env = {
+            f"CXTHEMES_{name.strip().upper()}": value
+            for name, value in (item.split("=", 1) for item in args.set)
+        }
+    except ValueError:
+        parser.error("--set takes NAME=VALUE")
 
     from service.bundle import resolve_model_path
     from service.predictor import Predictor
@@ -45,7 +60,7 @@ def main() -> None:
     backend = predictor.bundle.backend_detail
     del predictor
 
-    with serve(bundle, backend=args.backend) as server:
+    with serve(bundle, backend=args.backend, extra_env=extra_env) as server:
         url = f"{server.base}/v1/classify"
         asyncio.run(closed_loop(url, texts, 4, 40, 30))  # warm-up
         results = [
@@ -58,6 +73,7 @@ def main() -> None:
         f"bundle {bundle.name}; {len(texts)} short real texts (<= 64 tokens); offline batch "
         f"throughput {offline:.1f} texts/s (backend {backend}, as `score` runs it); the API "
         f"serves with backend {api_backend}"
+        + (f"; settings {', '.join(args.set)}" if args.set else "")
     )
     print("\n| clients | requests | p50 ms | p95 ms | p99 ms | texts/s | vs offline | errors |")
     print("|---|---|---|---|---|---|---|---|")

@@ -77,9 +77,9 @@ def main() -> None:
         rows.append((name + mark, len(texts), s, r))
     if args.student:
         student = resolve_model_path(args.student, ROOT / "models")
-        served = Predictor.from_path(student, backend="onnx").bundle.model.onnx_path.name
+        served = Predictor.from_path(student, backend="auto").bundle.backend_detail
         for name, backend in (
-            (f"(d) student {student.name}, ONNX as served ({served})", "onnx"),
+            (f"(d) student {student.name}, as `auto` serves it ({served})", "auto"),
             (f"(d') student {student.name}, ONNX int8 graph", "onnx-int8"),
         ):
             predictor = Predictor.from_path(student, backend=backend)
