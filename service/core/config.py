@@ -99,8 +99,10 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
         description="Model calls the API runs at once. More than one overlaps gathering and "
-        "answering one micro-batch with scoring another; give each fewer ONNX threads "
-        "(api_onnx_threads) so together they do not exceed the cores.",
+        "answering one micro-batch with scoring another; give each fewer threads "
+        "(api_onnx_threads for ONNX, torch_threads for torch and bf16) so together they do "
+        "not exceed the cores. On 2 cores, 2 workers of 1 torch thread served 20% more texts "
+        "at 32 clients and answered single requests 20% slower.",
     )
     api_onnx_threads: int | None = Field(
         None, ge=1, le=256, description="ONNX Runtime intra-op threads per API model call."
