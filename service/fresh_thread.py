@@ -12,8 +12,8 @@ with it, so loading on one leaves the micro-batch thread the only team.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,18 +22,6 @@ T = TypeVar("T")
 def run_on_fresh_thread(fn: Callable[[], T], name: str = "cxthemes-loader") -> T:
     """Call ``fn`` on a new thread, wait for it to end, and return its result or raise its
     exception."""
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # handed to the caller, who decides
-            error.append(exc)
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+    # Leaving the block shuts the pool down and joins its one thread before returning.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        return pool.submit(fn).result()

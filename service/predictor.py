@@ -121,11 +121,7 @@ class Predictor:
         """Load the bundle at ``path`` (backend ``auto``, ``torch``, ``torch-bf16``, ``onnx``;
         see :func:`~service.bundle.load_bundle`)."""
         bundle = load_bundle(
-            path,
-            device=device,
-            backend=backend,
-            spin_threads=spin_threads,
-            threads=threads,
+            path, device=device, backend=backend, spin_threads=spin_threads, threads=threads
         )
         return cls(bundle, **kwargs)
 
