@@ -139,6 +139,7 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
             raise CLIError(f"{path}: no such file")
     config = distill.DistillConfig(
         teacher=args.teacher or "",
+        extra_teachers=list(args.also_teacher),
         labels=Path(args.labels or settings.labels_dir),
         models_dir=settings.models_dir,
         unlabelled=[Path(p) for p in args.unlabelled],
@@ -679,6 +680,15 @@ def build_parser() -> argparse.ArgumentParser:
         "distill", help="train a smaller, faster student of a model on its own outputs"
     )
     p.add_argument("--teacher", help="bundle path or version (default: models/current)")
+    p.add_argument(
+        "--also-teacher",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another trained model (e.g. another seed) whose outputs are averaged with the "
+        "teacher's into the soft targets; repeatable. The student is still cut from --teacher "
+        "and judged against it",
+    )
     p.add_argument("--layers", type=int, help="transformer layers the student keeps (default 8)")
     p.add_argument(
         "--ffn",

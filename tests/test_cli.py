@@ -120,6 +120,8 @@ def test_distill_command_trains_a_student(
             "distill",
             "--teacher",
             str(tiny_bundle),
+            "--also-teacher",  # the same model averaged with itself: a valid ensemble
+            str(tiny_bundle),
             "--labels",
             str(small_labels),
             "--unlabelled",
@@ -142,6 +144,7 @@ def test_distill_command_trains_a_student(
     meta = json.loads((tmp_path / "models" / "cli-student" / "bundle.json").read_text("utf-8"))
     assert meta["distillation"]["unlabelled_texts"] == 10
     assert meta["distillation"]["student_ffn"] == 24
+    assert meta["distillation"]["extra_teachers"] == ["tiny-test"]
 
 
 def test_freeze_splits_add_new_records_only_the_missing_items(small_labels, tmp_path, capsys):

@@ -346,3 +346,76 @@ def test_the_student_trains_on_blended_targets_and_records_the_weight(
     assert labelled, "with label_weight 1 the labelled rows' targets are the gold labels"
     assert distill(_config(tiny_bundle, small_labels, tmp_path, label_weight=0.0)) is None
     assert seen["themes"] != hard
+
+
+def _other_seed(tiny_bundle, tmp_path, **meta_changes):
+    """A copy of the tiny bundle with different head weights (standing in for another seed)
+    and, optionally, other bundle.json values."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy_path = tmp_path / "other-seed"
+    shutil.copytree(tiny_bundle, copy_path)
+    weights = load_file(copy_path / "model.safetensors")
+    weights["theme_head.bias"] = weights["theme_head.bias"] + torch.linspace(-2, 2, 9)
+    weights["sentiment_head.bias"] = weights["sentiment_head.bias"] + torch.tensor([1.0, 0, -1])
+    save_file(weights, copy_path / "model.safetensors")
+    meta = read_meta(copy_path)
+    meta.update(version="tiny-other-seed", **meta_changes)
+    (copy_path / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
+    return copy_path
+
+
+def test_averaged_targets_are_the_mean_of_the_teachers_and_keep_the_first_embedding(
+    tiny_bundle, tmp_path
+):
+    from training.distill import averaged_targets, teacher_targets
+
+    other = _other_seed(tiny_bundle, tmp_path)
+    tokenizer = load_bundle(tiny_bundle).tokenizer
+    texts = ["prices went up again", "短", "the agent was kind and quick to refund me"]
+    one = teacher_targets(tiny_bundle, texts, "query: ", tokenizer, 64)
+    two = teacher_targets(other, texts, "query: ", tokenizer, 64)
+    assert not abs(one["themes"] - two["themes"]).max() < 1e-3  # the copy really differs
+    both = averaged_targets([tiny_bundle, other], texts, "query: ", tokenizer, 64)
+    assert both["themes"] == pytest.approx((one["themes"] + two["themes"]) / 2, abs=1e-6)
+    assert both["sentiment"] == pytest.approx((one["sentiment"] + two["sentiment"]) / 2, abs=1e-6)
+    assert both["sentiment"].sum(-1) == pytest.approx([1.0] * 3, abs=1e-5)
+    assert both["pooled"] == pytest.approx(one["pooled"], abs=1e-6)
+
+
+def test_distill_with_an_extra_teacher_learns_the_averaged_targets_and_records_it(
+    tiny_bundle, small_labels, tmp_path, monkeypatch
+):
+    import training.distill as distill_module
+
+    other = _other_seed(tiny_bundle, tmp_path)
+    seen = {}
+    real_average = distill_module.averaged_targets
+
+    def spy(paths, *args, **kwargs):
+        seen["paths"] = [str(p) for p in paths]
+        return real_average(paths, *args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "averaged_targets", spy)
+    models = tmp_path / "models"
+    models.mkdir()
+    config = _config(tiny_bundle, small_labels, models, extra_teachers=[str(other)], max_steps=2)
+    path, _ = distill(config)
+    assert seen["paths"] == [str(tiny_bundle), str(other)]
+    d = read_meta(path)["distillation"]
+    assert d["teacher"] == read_meta(tiny_bundle)["version"]
+    assert d["extra_teachers"] == ["tiny-other-seed"]
+
+
+@pytest.mark.parametrize(
+    "change", [{"max_length": 32}, {"text_prefix": "passage: "}, {"theme_ids": ["a", "b"]}]
+)
+def test_an_extra_teacher_with_other_inputs_is_refused_before_any_work(
+    tiny_bundle, small_labels, tmp_path, change
+):
+    other = _other_seed(tiny_bundle, tmp_path, **change)
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=f"its {key} .* differs from the teacher's"):
+        distill(_config(tiny_bundle, small_labels, tmp_path, extra_teachers=[str(other)]))
