@@ -7,8 +7,9 @@ gate, see ``service/bundle.py``) is marked and checked against the targets.
     .venv/bin/python bench/throughput.py [--n 5000] [--pipeline-n 1000] [--model M]
         [--student S]
 
-``--student`` adds a distilled student of the model (``cxthemes distill``): its ONNX graph as
-served and its int8 graph, against the same (a) and (b) of its 12-layer teacher.
+``--student`` adds a distilled student of the model (``cxthemes distill``): the backend ``auto``
+serves it with and its int8 graph, against the same (a) and (b) of its 12-layer teacher. The
+row of the current model (``models/current``) is marked served and checked against the targets.
 
 (a) runs over the first ``--pipeline-n`` texts (it is the slow one: one text at a time);
 its rate is texts/s like the others. The others use the predictor exactly as the API and
@@ -49,6 +50,7 @@ def main() -> None:
     from service.backends.bf16 import cpu_has_native_bf16 as native_bf16
     from service.bundle import resolve_model_path
     from service.predictor import Predictor
+    from service.registry import current_version
 
     bundle = resolve_model_path(args.model, ROOT / "models")
     texts = real_texts(args.n)
@@ -62,7 +64,12 @@ def main() -> None:
     pipe = plain_pipeline(bundle)
     r_a, s_a = rate(pipe, texts[: args.pipeline_n])
     rows.append(("(a) transformers.pipeline, defaults", args.pipeline_n, s_a, r_a))
+    current = current_version(ROOT / "models")
+    student = resolve_model_path(args.student, ROOT / "models") if args.student else None
+    # The 12-layer model's served row is marked unless the student is what is served.
     served_backend = Predictor.from_path(bundle, backend="auto").bundle.backend_detail
+    if student is not None and student.name == current:
+        served_backend = None
     engines = (
         ("(b) torch backend, fp32", "torch"),
         ("(c1) torch backend, bf16 autocast", "torch-bf16"),
@@ -75,11 +82,11 @@ def main() -> None:
         r, s = rate(predictor.predict, texts)
         mark = " **(served)**" if backend == served_backend else ""
         rows.append((name + mark, len(texts), s, r))
-    if args.student:
-        student = resolve_model_path(args.student, ROOT / "models")
+    if student is not None:
         served = Predictor.from_path(student, backend="auto").bundle.backend_detail
+        mark = " **(served: the current model)**" if student.name == current else ""
         for name, backend in (
-            (f"(d) student {student.name}, as `auto` serves it ({served})", "auto"),
+            (f"(d) student {student.name}, as `auto` serves it ({served}){mark}", "auto"),
             (f"(d') student {student.name}, ONNX int8 graph", "onnx-int8"),
         ):
             predictor = Predictor.from_path(student, backend=backend)
@@ -90,9 +97,9 @@ def main() -> None:
     print("\n| engine | texts | seconds | texts/s | vs (a) | vs (b) |\n|---|---|---|---|---|---|")
     for name, n, s, r in rows:
         print(f"| {name} | {n:,} | {s:.1f} | {r:.1f} | {r / r_a:.2f}x | {r / r_b:.2f}x |")
-    r_served = next(r for name, _, _, r in rows if "(served)" in name)
+    r_served = next(r for name, _, _, r in rows if "(served" in name)
     print(
-        f"\nserved backend on this machine: {served_backend} (native bf16 CPU: {native_bf16()}); "
+        f"\nserved: {current} on this machine (native bf16 CPU: {native_bf16()}); "
         f"vs (a) {r_served / r_a:.2f}x (target >= 5x), vs (b) {r_served / r_b:.2f}x "
         "(target >= 2x)"
     )

@@ -161,3 +161,20 @@ def test_freeze_splits_add_new_records_only_the_missing_items(small_labels, tmp_
     before = dict(r.split("\t") for r in rows[1:])
     assert after.keys() == before.keys()  # the 10 are back (with their hash split)
     assert all(after[k] == s for k, s in list(before.items())[:-10])  # the others did not move
+
+
+def test_the_cli_caps_onednn_primitive_cache_unless_the_operator_set_it(monkeypatch):
+    import os
+
+    import pytest
+
+    from service.cli import ONEDNN_CACHE_DEFAULT
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    with pytest.raises(SystemExit):  # set before the arguments are even parsed
+        main(["--version-that-does-not-exist"])
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == ONEDNN_CACHE_DEFAULT
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
+    with pytest.raises(SystemExit):
+        main(["--version-that-does-not-exist"])
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
