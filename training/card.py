@@ -113,8 +113,14 @@ def render_card(meta: dict[str, Any]) -> str:
                 if distilled.get("student_ffn") != distilled.get("teacher_ffn")
                 else ""
             ),
-            f"- soft targets: the teacher's theme and sentiment probabilities on "
-            f"{distilled.get('soft_target_texts')} texts (the training split and "
+            "- soft targets: the teacher's theme and sentiment probabilities"
+            + (
+                " averaged with those of "
+                + ", ".join(f"`{v}`" for v in distilled["extra_teachers"])
+                if distilled.get("extra_teachers")
+                else ""
+            )
+            + f" on {distilled.get('soft_target_texts')} texts (the training split and "
             f"{distilled.get('unlabelled_texts')} unlabelled ones)",
             f"- test macro F1: student {_f(distilled.get('student_macro_f1'))}, teacher "
             f"{_f(distilled.get('teacher_macro_f1'))}; sentiment accuracy: student "

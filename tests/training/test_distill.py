@@ -407,6 +407,8 @@ def test_distill_with_an_extra_teacher_learns_the_averaged_targets_and_records_i
     d = read_meta(path)["distillation"]
     assert d["teacher"] == read_meta(tiny_bundle)["version"]
     assert d["extra_teachers"] == ["tiny-other-seed"]
+    card = (path / "README.md").read_text(encoding="utf-8")
+    assert "probabilities averaged with those of `tiny-other-seed` on" in card
 
 
 @pytest.mark.parametrize(
