@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from service.modeling import load_encoder, mean_pool
 from service.taxonomy import Taxonomy
-from training.data import Item, label_arrays
+from training.data import Item, label_arrays, origin_of
 from training.metrics import full_report, tune_thresholds
 
 _SENTIMENT_PROMPTS = {
@@ -37,6 +37,7 @@ def _report(items, taxonomy, theme_pred, sent_pred) -> dict:
         [i.lang for i in items],
         taxonomy.theme_ids,
         list(taxonomy.sentiments),
+        [origin_of(i.source) for i in items],
     )
 
 

@@ -48,6 +48,26 @@ def language_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def origin_table(metrics: dict[str, Any]) -> str:
+    """Macro and micro F1 and sentiment accuracy per origin of the texts (real, written,
+    imported), for each system; empty when the figures predate origins."""
+    systems = [(key, name) for key, name in SYSTEMS if key in metrics]
+    model = metrics.get("model") or next(iter(metrics.values()))
+    if "per_origin" not in model:
+        return ""
+    head = ["origin", "n"] + [f"macro F1 {name}" for _, name in systems]
+    head += ["micro F1 (model)", "sentiment acc (model)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for origin, row in sorted(model["per_origin"].items(), key=lambda kv: -kv[1]["n"]):
+        cells = [origin, str(row["n"])]
+        cells += [
+            _f(metrics[k].get("per_origin", {}).get(origin, {}).get("macro_f1")) for k, _ in systems
+        ]
+        cells += [_f(row["micro_f1"]), _f(row["sentiment_accuracy"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_card(meta: dict[str, Any]) -> str:
     """The model card for a bundle's metadata."""
     data = meta.get("training_data", {})
@@ -144,6 +164,17 @@ def render_card(meta: dict[str, Any]) -> str:
             language_table(metrics),
             "",
         ]
+        if origins := origin_table(metrics):
+            lines += [
+                "### Per origin of the texts",
+                "",
+                "`real`: public customer texts (English airline and self-driving-car tweets,",
+                "Chinese product and hotel reviews); `written`: texts written for this data set;",
+                "`imported`: a team's own labelled export. Real feedback is the harder case.",
+                "",
+                origins,
+                "",
+            ]
     lines += [
         "## Intended use and limits",
         "- Measuring theme shares and sentiment over many feedback texts; single predictions",

@@ -137,6 +137,20 @@ def read_jsonl_items(
     return items
 
 
+ORIGINS = ("real", "written", "imported")
+
+
+def origin_of(source: str) -> str:
+    """Where an item's text comes from: ``written`` (by the project's labellers),
+    ``imported`` (a team's labelled export, ``import:FILE``) or ``real`` (a public corpus in
+    an installed package, ``PACKAGE:PATH``)."""
+    if source == "written" or source.startswith("written:"):
+        return "written"
+    if source.startswith("import:"):
+        return "imported"
+    return "real"
+
+
 def find_label_files(root: Path) -> list[Path]:
     """All ``*.jsonl`` files under ``root`` (or ``root`` itself if it is a file), sorted."""
     if root.is_file():

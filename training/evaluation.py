@@ -7,7 +7,7 @@ from pathlib import Path
 from service.bundle import load_bundle
 from service.predictor import Predictor
 from service.taxonomy import load_taxonomy
-from training.card import comparison_table, language_table
+from training.card import comparison_table, language_table, origin_table
 from training.data import find_label_files, load_items, split_items
 from training.train import evaluate_predictor
 
@@ -62,7 +62,8 @@ def evaluate(
 
 
 def format_result(result: dict) -> str:
-    """The evaluation as Markdown tables (per theme, then per language)."""
+    """The evaluation as Markdown tables (per theme, per language, per origin)."""
+    origins = origin_table(result["metrics"])
     return "\n".join(
         [
             f"model {result['model_version']} on {result['data']} ({result['n']} items)",
@@ -73,4 +74,5 @@ def format_result(result: dict) -> str:
             "",
             language_table(result["metrics"]),
         ]
+        + (["", "macro F1 per origin of the texts:", "", origins] if origins else [])
     )

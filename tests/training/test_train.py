@@ -30,6 +30,10 @@ def test_card_reports_evaluation(tiny_bundle):
     meta = read_meta(tiny_bundle)
     assert meta["version"] in card and "macro F1" in card and "Per language" in card
     assert f"{meta['metrics']['model']['macro_f1']:.3f}" in card
+    # The small labels mix written texts with real ones from the installed corpora.
+    origins = meta["metrics"]["model"]["per_origin"]
+    assert {"real", "written"} <= set(origins) and "Per origin" in card
+    assert sum(row["n"] for row in origins.values()) == meta["metrics"]["model"]["n"]
 
 
 def test_current_points_at_new_bundle(tiny_bundle):
