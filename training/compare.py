@@ -138,6 +138,13 @@ def format_comparison(a: str, b: str, results: dict, spread: dict | None = None)
             lb = rb["per_language"].get(lang, {}).get("macro_f1")
             n = ra["per_language"][lang]["n"]
             out.append(row(f"{lang} ({n})", la, lb, ci and ci["per_language"].get(lang)))
+        if "per_origin" in ra and "per_origin" in rb:
+            out.append(f"\n{head.replace('| |', '| origin (n) |', 1)}\n{rule}")
+            for origin, fa in sorted(ra["per_origin"].items(), key=lambda kv: -kv[1]["n"]):
+                fb = rb["per_origin"].get(origin, {})
+                label = f"{origin} ({fa['n']})"
+                out.append(row(f"{label} macro F1", fa["macro_f1"], fb.get("macro_f1")))
+                out.append(row(f"{label} micro F1", fa["micro_f1"], fb.get("micro_f1")))
         if ci:
             out.append(
                 f"\nIntervals: paired bootstrap, {ci['resamples']} resamples of the items within "

@@ -75,3 +75,24 @@ def test_the_gate_refuses_the_theme_the_challenger_lost():
     reasons = gate(results["new"]["test split"], results["old"]["test split"], 0.2, 0.03)
     assert any(ids[0] in r for r in reasons)
     assert gate(results["old"]["test split"], results["new"]["test split"], 0.01, 0.03) == []
+
+
+def test_the_table_compares_the_origins_of_the_texts():
+    taxonomy = load_taxonomy("labels/taxonomy.yaml")
+    ids, sentiments = list(taxonomy.theme_ids), list(taxonomy.sentiments)
+    truth = np.zeros((4, len(ids)), dtype=int)
+    truth[:, 0] = 1
+    worse = truth.copy()
+    worse[0, 0] = 0  # misses the theme on one real text
+    sent = np.zeros(4, dtype=int)
+    origins = ["real", "real", "written", "written"]
+    results = {
+        name: {
+            "test split": full_report(truth, p, sent, sent, ["en"] * 4, ids, sentiments, origins)
+        }
+        for name, p in (("old", truth), ("new", worse))
+    }
+    table = format_comparison("old", "new", results)
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
+    assert "| real (2) micro F1 | 1.000 | 0.667 | -0.333 |" in lines["real (2) micro F1"]
+    assert "| written (2) macro F1 | 1.000 | 1.000 | +0.000 |" in lines["written (2) macro F1"]
