@@ -284,12 +284,18 @@ def _auto_backend(meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: 
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:
-    """The bundle to use: ``model`` if given, else the registry's current model (or, before
-    there was a registry, what ``<models_dir>/current`` points to)."""
+    """The bundle to use: ``model`` if given (a bundle's path, or the version name of a bundle
+    in ``models_dir``; a path wins), else the registry's current model (or, before there was
+    a registry, what ``<models_dir>/current`` points to)."""
     if model:
         path = Path(model)
+        named = Path(models_dir) / str(model)
+        if not path.exists() and (named / META_FILE).is_file():
+            path = named
         if not path.exists():
-            raise BundleError(f"model {model} does not exist")
+            raise BundleError(
+                f"model {model} does not exist (give a bundle's path or a version in {models_dir})"
+            )
         return path.resolve()
     from service.registry import REGISTRY_FILE, current_path
 

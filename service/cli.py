@@ -371,10 +371,14 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bundle_path(settings: Settings, version: str) -> Path:
-    path = Path(version)
-    if not (path / "bundle.json").is_file():
-        path = settings.models_dir / version
-    if not (path / "bundle.json").is_file():
+    """A bundle named by its path or its version (see :func:`resolve_model_path`)."""
+    from service.bundle import BundleError, resolve_model_path
+
+    try:
+        path = resolve_model_path(version, settings.models_dir)
+    except BundleError:
+        path = None
+    if path is None or not (path / "bundle.json").is_file():
         raise CLIError(f"no model {version!r} (see cxthemes models list)")
     return path
 

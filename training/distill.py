@@ -203,10 +203,10 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     (None on non-main ranks of a distributed run)."""
     started = time.monotonic()
     models_dir = Path(config.models_dir)
-    teacher_path = _teacher_path(config.teacher, models_dir)
+    teacher_path = resolve_model_path(config.teacher or None, models_dir)
     teacher_bundle = load_bundle(teacher_path, backend="torch")
     teacher_meta = teacher_bundle.meta
-    extra_paths = [_teacher_path(t, models_dir) for t in config.extra_teachers]
+    extra_paths = [resolve_model_path(t, models_dir) for t in config.extra_teachers]
     extra_versions = [check_same_inputs(teacher_meta, path) for path in extra_paths]
     config.base_model = teacher_meta["base_model"]
     config.max_length = int(teacher_meta.get("max_length", config.max_length))
@@ -342,13 +342,6 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         "ships" if ships else "does not ship",
     )
     return bundle_path, ships
-
-
-def _teacher_path(teacher: str, models_dir: Path) -> Path:
-    """A teacher given as a bundle path or a version name (default: the current model)."""
-    if teacher and not Path(teacher).exists() and (models_dir / teacher).is_dir():
-        teacher = str(models_dir / teacher)
-    return resolve_model_path(teacher or None, models_dir)
 
 
 def check_same_inputs(teacher_meta: dict, path: Path) -> str:

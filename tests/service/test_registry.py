@@ -72,3 +72,14 @@ def test_incomplete_bundles_cannot_be_made_current(models):
     with pytest.raises(BundleError):
         set_current_version(models, "c", "promote")
     assert read_registry(models)["current"] is None
+
+
+def test_a_model_is_named_by_path_or_by_version(models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("b", models) == (models / "b").resolve()
+    assert resolve_model_path(str(models / "c"), models) == (models / "c").resolve()
+    # A path that exists wins over a version of the same name.
+    (tmp_path / "b").mkdir()
+    assert resolve_model_path("b", models) == (tmp_path / "b").resolve()
+    with pytest.raises(BundleError, match="give a bundle's path or a version"):
+        resolve_model_path("no-such-version", models)
