@@ -137,9 +137,6 @@ def read_jsonl_items(
     return items
 
 
-ORIGINS = ("real", "written", "imported")
-
-
 def origin_of(source: str) -> str:
     """Where an item's text comes from: ``written`` (by the project's labellers),
     ``imported`` (a team's labelled export, ``import:FILE``) or ``real`` (a public corpus in

@@ -98,34 +98,39 @@ def full_report(
     ``origins`` (each item's :func:`training.data.origin_of`), the figures per origin too."""
     report = theme_report(y_true, y_pred, theme_ids)
     report["sentiment"] = sentiment_report(sent_true, sent_pred, sentiment_labels)
-    langs_arr = np.asarray(langs)
-    per_lang = {}
-    for lang in sorted(set(langs)):
-        mask = langs_arr == lang
-        per_lang[lang] = {
-            "n": int(mask.sum()),
-            "macro_f1": macro_f1_present(y_true[mask], y_pred[mask]),
-            "sentiment_accuracy": float(accuracy_score(sent_true[mask], sent_pred[mask])),
-        }
-    report["per_language"] = per_lang
+    report["per_language"] = _per_group(langs, y_true, y_pred, sent_true, sent_pred)
     if origins is not None:
-        origins_arr = np.asarray(origins)
         # Micro F1 beside macro: a theme with a handful of items in one origin swings its
         # macro F1, and real texts lack some themes almost entirely.
-        report["per_origin"] = {
-            origin: {
-                "n": int(mask.sum()),
-                "macro_f1": macro_f1_present(y_true[mask], y_pred[mask]),
-                "micro_f1": float(
-                    f1_score(y_true[mask], y_pred[mask], average="micro", zero_division=0)
-                ),
-                "sentiment_accuracy": float(accuracy_score(sent_true[mask], sent_pred[mask])),
-            }
-            for origin in sorted(set(origins))
-            for mask in [origins_arr == origin]
-        }
+        report["per_origin"] = _per_group(
+            origins, y_true, y_pred, sent_true, sent_pred, with_micro=True
+        )
     report["n"] = int(len(y_true))
     return report
+
+
+def _per_group(
+    groups: Sequence[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    sent_true: np.ndarray,
+    sent_pred: np.ndarray,
+    with_micro: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Per value of ``groups`` (each item's language or origin): its item count, macro F1 over
+    the themes present, sentiment accuracy and, ``with_micro``, micro F1."""
+    groups_arr = np.asarray(groups)
+    out = {}
+    for group in sorted(set(groups)):
+        mask = groups_arr == group
+        row = {"n": int(mask.sum()), "macro_f1": macro_f1_present(y_true[mask], y_pred[mask])}
+        if with_micro:
+            row["micro_f1"] = float(
+                f1_score(y_true[mask], y_pred[mask], average="micro", zero_division=0)
+            )
+        row["sentiment_accuracy"] = float(accuracy_score(sent_true[mask], sent_pred[mask]))
+        out[group] = row
+    return out
 
 
 def _f1_per_theme(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
