@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,12 @@ def main() -> None:
         parser.error("--set takes NAME=VALUE")
 
     from service.bundle import resolve_model_path
+    from service.cli import ONEDNN_CACHE_DEFAULT
     from service.predictor import Predictor
+
+    # The offline figure is measured here, in this process, and must run as `score` does
+    # (the server, started through the CLI, gets the same default).
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
 
     bundle = resolve_model_path(args.model, ROOT / "models")
     predictor = Predictor.from_path(bundle, backend=args.backend)

@@ -30,19 +30,21 @@ class ModelHolder:
         return self.predictor.predict(texts, langs=langs)
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Every dependency is `async def`: they only read app state, and FastAPI runs a plain `def`
+# dependency in its thread pool, five thread hops per request (see test_classify).
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_model(request: Request) -> ModelHolder:
+async def get_model(request: Request) -> ModelHolder:
     return request.app.state.model
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_telemetry(request: Request) -> Telemetry:
+async def get_telemetry(request: Request) -> Telemetry:
     return request.app.state.telemetry
 
 
@@ -61,7 +63,7 @@ def require_scope(scope: Scope | None) -> Callable:
     valid key). With no keys configured, everyone passes: the server then listens on loopback
     only (``cxthemes serve`` enforces that)."""
 
-    def check(
+    async def check(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         header_key: Annotated[str | None, Security(_api_key_header)],

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.predictor import Predictor
+from service.predictor import PAD_TO_MULTIPLE_OF, Predictor
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,32 @@ def test_one_row_per_text_in_input_order(predictor):
     for batch, single in zip(preds, singles, strict=True):
         assert batch.scores == pytest.approx(single.scores, abs=1e-3)
         assert batch.model_version == "tiny-test"
+
+
+def test_passes_are_padded_to_a_few_shapes_without_changing_scores(tiny_bundle, monkeypatch):
+    """Every pass is padded to a multiple of PAD_TO_MULTIPLE_OF tokens (few shapes for
+    oneDNN's kernel cache), and the padding, being masked, leaves every score as it was."""
+    predictor = Predictor.from_path(tiny_bundle, batch_size=3, max_length=64)
+    widths = []
+    forward = predictor.bundle.model.forward
+
+    def spy(*args, **kwargs):
+        widths.append(kwargs["input_ids"].shape[1])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(predictor.bundle.model, "forward", spy)
+    texts = [("word " * n).strip() for n in (1, 2, 3, 5, 8, 11, 13, 21, 30)]
+    padded = predictor.predict_proba(texts)
+    assert widths and all(w % PAD_TO_MULTIPLE_OF == 0 for w in widths)
+
+    # Unpadded, one text per pass: the same scores.
+    monkeypatch.setattr("service.predictor.PAD_TO_MULTIPLE_OF", None)
+    predictor.batch_size = 1
+    widths.clear()
+    alone = predictor.predict_proba(texts)
+    assert any(w % PAD_TO_MULTIPLE_OF for w in widths)  # really unpadded this time
+    np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
+    np.testing.assert_allclose(padded[1], alone[1], atol=1e-5)
 
 
 def test_row_shape(predictor):

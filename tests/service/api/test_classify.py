@@ -133,3 +133,22 @@ def test_api_passes_use_the_api_batch_size(make_client):
     assert r.status_code == 200
     assert [x["id"] for x in r.json()["results"]] == [i["id"] for i in items]
     assert sizes and max(sizes) <= 3 and sum(sizes) >= 7
+
+
+def test_classify_makes_no_thread_pool_hops(client, monkeypatch):
+    """Without ``record`` the request is answered on the event loop and the model thread
+    alone: FastAPI runs a plain ``def`` dependency in its thread pool, and those hops (five
+    per request) cost the API throughput on a 2-core machine."""
+    import anyio.to_thread
+
+    hops = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    r = client.post("/v1/classify", json={"items": [{"id": "a", "text": "Too expensive."}]})
+    assert r.status_code == 200
+    assert hops == []
