@@ -433,6 +433,13 @@ def _plain(value):
     return value
 
 
+def _label_file_names(labels: Path) -> list[str]:
+    """The label files training read, as paths relative to ``labels`` (its name if a file)."""
+    if labels.is_file():
+        return [labels.name]
+    return [p.relative_to(labels).as_posix() for p in find_label_files(labels)]
+
+
 def write_bundle(
     model: torch.nn.Module,
     tokenizer,
@@ -465,7 +472,9 @@ def write_bundle(
         "pooling": "mean",
         "training_data": {
             "fingerprint": fingerprint(items),
-            "files": [str(p) for p in find_label_files(Path(config.labels))],
+            # Relative to the labels folder: a shared bundle should not carry the trainer's
+            # directory layout.
+            "files": _label_file_names(Path(config.labels)),
             "n_items": len(items),
             **{f"n_{k}": len(v) for k, v in splits.items()},
         },

@@ -1,6 +1,7 @@
 """Training end to end on the tiny model: bundle contents, thresholds, card, reproducibility."""
 
 import json
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -19,6 +20,10 @@ def test_bundle_has_everything(tiny_bundle):
     assert all(0.0 < t < 1.0 for t in meta["thresholds"].values())
     data = meta["training_data"]
     assert len(data["fingerprint"]) == 64 and data["n_train"] > data["n_test"] > 0
+    # Label files relative to the labels folder: no trainer's directory layout in the bundle.
+    assert data["files"] and all(
+        f.endswith(".jsonl") and not Path(f).is_absolute() for f in data["files"]
+    )
     assert meta["hyperparameters"]["seed"] == TrainConfig.seed and meta["taxonomy_version"] == "1"
     model = meta["metrics"]["model"]
     assert set(model["per_theme"]) == set(meta["theme_ids"])
