@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ class Sample:
 
     due: float
     done: float
-    status: int | str  # HTTP status, or "timeout" / an httpx error class name
+    status: int | str  # HTTP status, or "timeout" / an aiohttp error class name
     retry_after: str | None = None
 
     @property
@@ -130,24 +131,27 @@ async def open_loop(
     lags: list[float] = []
     skipped = 0
     peak_inflight = 0
-    limits = httpx.Limits(max_connections=run.max_inflight, max_keepalive_connections=256)
-    timeout = httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))
+    # aiohttp, like closed_loop (bench/_server.py): the traffic generator shares the cores
+    # with the service, and httpx cost ten times its CPU per request.
+    connector = aiohttp.TCPConnector(limit=run.max_inflight)
+    timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
 
-    async def one(http: httpx.AsyncClient, body: bytes, due: float) -> None:
+    async def one(http: aiohttp.ClientSession, body: bytes, due: float) -> None:
         retry_after = None
         try:
-            r = await http.post(url, content=body, headers=JSON_HEADERS)
-            status: int | str = r.status_code
-            retry_after = r.headers.get("retry-after")
-        except httpx.TimeoutException:
+            async with http.post(url, data=body, headers=JSON_HEADERS) as r:
+                await r.read()
+                status: int | str = r.status
+                retry_after = r.headers.get("retry-after")
+        except TimeoutError:
             status = "timeout"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             status = type(exc).__name__
         samples.append(Sample(due, run.now(), status, retry_after))
 
     # A fresh client per phase: no keep-alive connection left idle across phases (which the
     # server may close just as the client reuses it).
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         start = run.now()
         k = 0
         while True:
