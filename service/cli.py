@@ -343,7 +343,78 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
         f"imported {result.imported} items{where}; {len(result.duplicates)} duplicates and "
         f"{len(result.conflicts)} conflicts skipped; {result.unannotated} tasks not annotated"
     )
+    if args.train_only and result.texts:
+        splits = _training("splits")
+        recorded = splits.record_split(result.texts, "train", splits.SPLITS_FILE)
+        print(
+            f"{recorded} recorded as train in the frozen splits"
+            + (
+                f" ({len(result.texts) - recorded} were already there)"
+                if recorded < len(result.texts)
+                else ""
+            )
+        )
     return 1 if result.conflicts else 0
+
+
+def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy as np
+
+    data = _training("data")
+    selection = _training("selection")
+    from service.batch.readers import InputError
+    from service.bundle import resolve_model_path
+    from service.labelstudio import label_config, review_task
+    from service.predictor import Predictor, predictor_options
+    from service.taxonomy import load_taxonomy
+
+    if args.n < 1:
+        raise CLIError(f"--n must be at least 1, got {args.n}")
+    if not 0.0 <= args.random_share <= 1.0:
+        raise CLIError(f"--random-share must lie in [0, 1], got {args.random_share}")
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    labels = Path(args.labels or settings.labels_dir)
+    items, _ = data.load_items(data.find_label_files(labels), taxonomy)
+    try:
+        found = selection.read_candidates(
+            Path(args.file), args.text_column, args.id_column, (i.text for i in items)
+        )
+    except InputError as exc:
+        raise CLIError(str(exc)) from None
+    for line in found.skipped[:20]:
+        print(line, file=sys.stderr)
+    if len(found.skipped) > 20:
+        print(f"... {len(found.skipped) - 20} more rows skipped", file=sys.stderr)
+    if not found.texts:
+        raise CLIError(f"{args.file}: no unlabelled texts to choose from")
+
+    options = predictor_options(settings)
+    options["evidence"] = False  # only the scores matter here
+    predictor = Predictor.from_path(resolve_model_path(args.model, settings.models_dir), **options)
+    predictions = predictor.predict(found.texts)
+    scores = np.array([[p.scores[t] for t in predictor.theme_ids] for p in predictions])
+    margin = selection.margins(scores, predictor.thresholds)
+    chosen = selection.select(margin, args.n, args.random_share, seed=args.seed)
+
+    tasks = []
+    for i, why in chosen:
+        row = predictions[i].as_row(found.ids[i])
+        row.update(
+            text=found.texts[i], review_margin=round(float(margin[i]), 4), review_reasons=[why]
+        )
+        tasks.append(review_task(row))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
+    config = out.with_suffix(".label-config.xml")
+    config.write_text(label_config(taxonomy), encoding="utf-8")
+    n_random = sum(why == selection.RANDOM for _, why in chosen)
+    print(
+        f"wrote {len(tasks)} tasks to {out} ({len(tasks) - n_random} uncertain, {n_random} "
+        f"random) from {len(found.texts)} unlabelled texts, scored by "
+        f"{predictor.model_version} (labelling interface: {config})"
+    )
+    return 0
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -875,7 +946,32 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
     q.add_argument("--by", help="who labelled or imports them (default: your user name)")
     q.add_argument("--source", help="source tag for the items (default: import:FILE)")
+    q.add_argument(
+        "--train-only",
+        action="store_true",
+        help="record the new items as train in labels/splits.tsv instead of splitting them by "
+        "hash (for texts chosen by `labels select`, which would bias dev and test)",
+    )
     q.set_defaults(func=cmd_labels_import)
+    q = labels_sub.add_parser(
+        "select",
+        help="choose texts to label next: the model's least sure, plus a random share",
+    )
+    q.add_argument("file", help="unlabelled texts: JSONL, CSV, Parquet or XLSX")
+    q.add_argument("-o", "--output", required=True, help="Label Studio tasks .json")
+    q.add_argument("--n", type=int, default=300, help="how many texts to choose")
+    q.add_argument(
+        "--random-share",
+        type=float,
+        default=1 / 3,
+        help="share drawn at random rather than by uncertainty (keeps figures unbiased)",
+    )
+    q.add_argument("--model", help="bundle path or version (default: the current model)")
+    q.add_argument("--text-column", default="text")
+    q.add_argument("--id-column", default="id")
+    q.add_argument("--labels", help="labelled-data folder, whose texts are left out")
+    q.add_argument("--seed", type=int, default=0, help="seed of the random share")
+    q.set_defaults(func=cmd_labels_select)
     return parser
 
 

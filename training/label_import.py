@@ -35,6 +35,7 @@ class LabelImportError(ValueError):
 class ImportResult:
     imported: int = 0
     out_path: Path | None = None
+    texts: list[str] = field(default_factory=list)  # the imported texts
     duplicates: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unannotated: int = 0
@@ -252,6 +253,7 @@ def import_labels(
         os.replace(tmp, out)  # all rows or none
         result.out_path = out
     result.imported = len(out_items)
+    result.texts = [item["text"] for item in out_items]
     return result
 
 

@@ -117,3 +117,17 @@ def extend_manifest(items: Iterable[Labelled], path: Path = SPLITS_FILE) -> int:
     if new:
         write_manifest({**manifest, **new}, path)
     return len(new)
+
+
+def record_split(texts: Iterable[str], split: str, path: Path = SPLITS_FILE) -> int:
+    """Record in the manifest each of ``texts`` it lacks, under ``split``; texts it already
+    has keep theirs. For a batch that must not reach dev or test, such as texts chosen for the
+    model's uncertainty (they would make those splits harder than real traffic). Returns how
+    many were recorded."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    manifest = load_manifest(path)
+    new = {text_key(t): split for t in texts if text_key(t) not in manifest}
+    if new:
+        write_manifest({**manifest, **new}, path)
+    return len(new)

@@ -3,10 +3,13 @@
 from collections import Counter
 from dataclasses import dataclass
 
+import pytest
+
 from training.splits import (
     extend_manifest,
     hash_split,
     load_manifest,
+    record_split,
     split_of,
     stratified_assignment,
     text_key,
@@ -82,3 +85,20 @@ def test_extending_the_manifest_records_new_items_where_they_already_were(tmp_pa
     assert {i.text: split_of(i.text, manifest) for i in items} == before  # nothing moved
     assert all(manifest[text_key(i.text)] == hash_split(i.text) for i in added)
     assert extend_manifest(items, path) == 0  # idempotent
+
+
+def test_record_split_keeps_a_chosen_batch_out_of_dev_and_test(tmp_path):
+    path = tmp_path / "splits.tsv"
+    frozen = "a text frozen in dev"
+    write_manifest({text_key(frozen): "dev"}, path)
+    # Texts whose hash would put them in test and dev.
+    pool = (f"uncertain text number {k}" for k in range(10_000))
+    to_test = next(t for t in pool if hash_split(t) == "test")
+    to_dev = next(t for t in pool if hash_split(t) == "dev")
+    assert record_split([to_test, to_dev, frozen], "train", path) == 2
+    manifest = load_manifest(path)
+    assert split_of(to_test, manifest) == split_of(to_dev, manifest) == "train"
+    assert split_of(frozen, manifest) == "dev"  # what was frozen does not move
+    assert record_split([to_test], "train", path) == 0  # idempotent
+    with pytest.raises(ValueError, match="unknown split"):
+        record_split([to_test], "holdout", path)
