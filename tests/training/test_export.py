@@ -114,3 +114,21 @@ def test_api_sessions_sleep_when_idle_and_batch_sessions_spin(exported):
     assert spinning(api) == "0"
     assert api.batch_size == settings.api_batch_size
     assert spinning(Predictor.from_path(exported, **predictor_options(settings))) == "1"
+
+
+def test_export_without_int8(tiny_bundle, tmp_path, capsys):
+    """`export-onnx --no-int8`: the fp32 graph only, recorded as such, and served by `onnx`."""
+    from service.cli import main
+
+    path = tmp_path / "fp32-only"
+    shutil.copytree(tiny_bundle, path)
+    args = ["export-onnx", "--model", str(path), "--no-int8", "--no-bf16", "--check-texts", "0"]
+    assert main(args) == 0
+    assert (path / ONNX_DIR / ONNX_FP32).is_file()
+    assert not (path / ONNX_DIR / ONNX_INT8).exists()
+    onnx = json.loads((path / "bundle.json").read_text())["onnx"]
+    assert onnx["files"] == [f"{ONNX_DIR}/{ONNX_FP32}"] and onnx["int8_accepted"] is False
+    assert load_bundle(path, backend="onnx").backend_detail == "onnx-fp32"
+    capsys.readouterr()
+    assert main([*args, "--if-missing"]) == 0
+    assert "already has an ONNX export" in capsys.readouterr().out
