@@ -1,9 +1,12 @@
 """The predictor on the tiny bundle: windows, evidence, review flags, ordering."""
 
+import itertools
+import random
+
 import numpy as np
 import pytest
 
-from service.predictor import PAD_TO_MULTIPLE_OF, Predictor
+from service.predictor import PAD_TO_MULTIPLE_OF, PASS_OVERHEAD_TOKENS, Predictor, plan_passes
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,41 @@ def test_passes_are_padded_to_a_few_shapes_without_changing_scores(tiny_bundle, 
     assert any(w % PAD_TO_MULTIPLE_OF for w in widths)  # really unpadded this time
     np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
     np.testing.assert_allclose(padded[1], alone[1], atol=1e-5)
+
+
+def _plan_cost(lengths, passes):
+    width = lambda n: -(-n // PAD_TO_MULTIPLE_OF) * PAD_TO_MULTIPLE_OF  # noqa: E731
+    return sum(PASS_OVERHEAD_TOKENS + (b - a) * width(lengths[b - 1]) for a, b in passes)
+
+
+def test_passes_cover_every_text_once_within_the_size_limit():
+    rng = random.Random(3)
+    for _ in range(50):
+        lengths = sorted(rng.randint(3, 256) for _ in range(rng.randint(1, 70)))
+        passes = plan_passes(lengths, 8)
+        assert passes[0][0] == 0 and passes[-1][1] == len(lengths)
+        assert all(a < b <= a + 8 for a, b in passes)
+        assert all(p[1] == q[0] for p, q in itertools.pairwise(passes))
+
+
+def test_passes_are_the_cheapest_cut():
+    """Against every way of cutting small sorted inputs: the plan costs no more."""
+    rng = random.Random(5)
+    for _ in range(40):
+        lengths = sorted(rng.choice([5, 9, 17, 30, 64, 120, 250]) for _ in range(rng.randint(1, 9)))
+        n = len(lengths)
+        best = min(
+            _plan_cost(lengths, list(itertools.pairwise((0, *cuts, n))))
+            for k in range(n)
+            for cuts in itertools.combinations(range(1, n), k)
+            if all(b - a <= 4 for a, b in itertools.pairwise((0, *cuts, n)))
+        )
+        assert _plan_cost(lengths, plan_passes(lengths, 4)) == best
+
+
+def test_similar_lengths_share_a_pass_and_far_ones_do_not():
+    assert plan_passes([10, 11, 12, 14, 15, 16], 32) == [(0, 6)]  # one width of 16 tokens
+    assert plan_passes([8] * 4 + [250] * 4, 32) == [(0, 4), (4, 8)]
 
 
 def test_row_shape(predictor):
