@@ -47,13 +47,19 @@ class Settings(BaseSettings):
         "natively, else the fp32 ONNX graph, else torch.",
     )
     torch_threads: int | None = Field(None, description="Intra-op threads; default: torch's.")
-    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass (scoring).")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Texts per forward pass at most (scoring); passes are cut where padding "
+        "and per-pass overhead cost least.",
+    )
     api_batch_size: int = Field(
         8,
         ge=1,
         le=1024,
-        description="Texts per forward pass in the API. Its micro-batches are a few dozen texts of "
-        "mixed lengths, so small length-sorted passes waste less padding than one big one.",
+        description="Texts per forward pass in the API at most. Its micro-batches are a few dozen "
+        "texts of mixed lengths; at most 16 or 32 per pass served no more at 32 clients.",
     )
     max_length: int = Field(256, ge=16, le=512, description="Tokens per window, specials included.")
     review_margin: float = Field(
