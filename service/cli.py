@@ -346,14 +346,8 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
     if args.train_only and result.texts:
         splits = _training("splits")
         recorded = splits.record_split(result.texts, "train", splits.SPLITS_FILE)
-        print(
-            f"{recorded} recorded as train in the frozen splits"
-            + (
-                f" ({len(result.texts) - recorded} were already there)"
-                if recorded < len(result.texts)
-                else ""
-            )
-        )
+        already = len(result.texts) - recorded
+        print(f"{recorded} recorded as train in the frozen splits; {already} were already there")
     return 1 if result.conflicts else 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -108,15 +108,7 @@ def write_manifest(assignment: dict[str, str], path: Path = SPLITS_FILE) -> int:
 def extend_manifest(items: Iterable[Labelled], path: Path = SPLITS_FILE) -> int:
     """Record in the manifest every item it lacks, with the split the item already has (its
     hash split), so nothing moves; returns how many were added."""
-    manifest = load_manifest(path)
-    new = {
-        text_key(item.text): hash_split(item.text)
-        for item in items
-        if text_key(item.text) not in manifest
-    }
-    if new:
-        write_manifest({**manifest, **new}, path)
-    return len(new)
+    return _record_missing((item.text for item in items), hash_split, path)
 
 
 def record_split(texts: Iterable[str], split: str, path: Path = SPLITS_FILE) -> int:
@@ -126,8 +118,14 @@ def record_split(texts: Iterable[str], split: str, path: Path = SPLITS_FILE) -> 
     many were recorded."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    return _record_missing(texts, lambda _: split, path)
+
+
+def _record_missing(texts: Iterable[str], split_for: Callable[[str], str], path: Path) -> int:
+    """Add the texts the manifest lacks, each under ``split_for(text)``; frozen entries never
+    move. Returns how many were added."""
     manifest = load_manifest(path)
-    new = {text_key(t): split for t in texts if text_key(t) not in manifest}
+    new = {text_key(t): split_for(t) for t in texts if text_key(t) not in manifest}
     if new:
         write_manifest({**manifest, **new}, path)
     return len(new)
