@@ -14,6 +14,19 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def segment_mean_pool(
+    hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: int
+) -> torch.Tensor:
+    """Average the token vectors of each segment of packed rows: ``segment_ids`` gives each
+    token's segment (0 to ``n_segments - 1``), or -1 for padding."""
+    flat_ids = segment_ids.reshape(-1)
+    keep = flat_ids >= 0
+    flat = hidden.reshape(-1, hidden.shape[-1])[keep]
+    sums = flat.new_zeros((n_segments, flat.shape[-1])).index_add_(0, flat_ids[keep], flat)
+    counts = torch.bincount(flat_ids[keep], minlength=n_segments).clamp(min=1)
+    return sums / counts.unsqueeze(-1).to(sums.dtype)
+
+
 def load_encoder(name_or_path: str, config: PretrainedConfig | None = None) -> PreTrainedModel:
     """Load an encoder by Hugging Face id or path (or build it empty from ``config``).
 
@@ -95,10 +108,23 @@ class ThemeClassifier(nn.Module):
         theme_labels: torch.Tensor | None = None,
         sentiment_labels: torch.Tensor | None = None,
         return_hidden: bool = False,
+        position_ids: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
         **_: object,
     ) -> dict[str, torch.Tensor]:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        pooled = self.dropout(mean_pool(out.last_hidden_state, attention_mask))
+        """Logits (and the loss, given labels) for a batch of texts, one per row; or, with
+        ``segment_ids``, for texts packed several to a row. Packed rows come with a 4D
+        ``attention_mask`` (rows x 1 x tokens x tokens) that keeps each text to its own tokens,
+        and ``position_ids`` that restart at each text, so each text is encoded as if alone."""
+        extra = {} if position_ids is None else {"position_ids": position_ids}
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        if segment_ids is None:
+            pooled = mean_pool(out.last_hidden_state, attention_mask)
+        else:
+            pooled = segment_mean_pool(
+                out.last_hidden_state, segment_ids, int(segment_ids.max()) + 1
+            )
+        pooled = self.dropout(pooled)
         result = {
             "theme_logits": self.theme_head(pooled),
             "sentiment_logits": self.sentiment_head(pooled),

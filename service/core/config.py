@@ -51,15 +51,24 @@ class Settings(BaseSettings):
         32,
         ge=1,
         le=1024,
-        description="Texts per forward pass at most (scoring); passes are cut where padding "
-        "and per-pass overhead cost least.",
+        description="Rows per forward pass at most (scoring); a row is one text, or several "
+        "short ones packed (pack_tokens). Passes are cut where padding and per-pass overhead "
+        "cost least.",
     )
     api_batch_size: int = Field(
         8,
         ge=1,
         le=1024,
-        description="Texts per forward pass in the API at most. Its micro-batches are a few dozen "
+        description="Rows per forward pass in the API at most. Its micro-batches are a few dozen "
         "texts of mixed lengths; at most 16 or 32 per pass served no more at 32 clients.",
+    )
+    pack_tokens: int = Field(
+        64,
+        ge=0,
+        le=512,
+        description="Short texts share rows of this many tokens, each text masked off from the "
+        "others and with its own positions, so its scores are as if it ran alone (torch "
+        "backends, BERT encoders). Less padding and fewer passes; 0: one text per row.",
     )
     max_length: int = Field(256, ge=16, le=512, description="Tokens per window, specials included.")
     review_margin: float = Field(

@@ -5,8 +5,16 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
-from service.predictor import PAD_TO_MULTIPLE_OF, PASS_OVERHEAD_TOKENS, Predictor, plan_passes
+from service.predictor import (
+    PAD_TO_MULTIPLE_OF,
+    PASS_OVERHEAD_TOKENS,
+    Predictor,
+    can_pack,
+    pack_rows,
+    plan_passes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +95,66 @@ def test_passes_are_the_cheapest_cut():
 def test_similar_lengths_share_a_pass_and_far_ones_do_not():
     assert plan_passes([10, 11, 12, 14, 15, 16], 32) == [(0, 6)]  # one width of 16 tokens
     assert plan_passes([8] * 4 + [250] * 4, 32) == [(0, 4), (4, 8)]
+
+
+def test_pack_rows_fills_rows_tightly_and_keeps_long_texts_alone():
+    rows = pack_rows([40, 30, 24, 20, 10, 90], 64)
+    assert rows == [[1, 3, 4], [0, 2], [5]]  # 60, 64 and a text longer than a row, by total
+
+
+def test_pack_rows_place_every_text_once_within_the_row_size():
+    rng = random.Random(3)
+    for _ in range(200):
+        lengths = [rng.randint(2, 80) for _ in range(rng.randint(1, 60))]
+        rows = pack_rows(lengths, 64)
+        assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+        totals = [sum(lengths[i] for i in row) for row in rows]
+        assert totals == sorted(totals)
+        assert all(t <= 64 or len(row) == 1 for t, row in zip(totals, rows, strict=True))
+        short = sum(t for t in lengths if t < 64)
+        assert sum(len(r) > 1 or lengths[r[0]] < 64 for r in rows) <= 2 * -(-short // 64) + 1
+
+
+def test_packed_rows_score_as_one_text_per_row(tiny_bundle, monkeypatch):
+    """Short texts share rows, fewer than the texts, and every score and evidence sentence is
+    what the same texts get one per row."""
+    predictor = Predictor.from_path(tiny_bundle, batch_size=4, max_length=32)
+    assert predictor._packs and can_pack(predictor.bundle.model)
+    rows = []
+    forward = predictor.bundle.model.forward
+
+    def spy(*args, **kwargs):
+        rows.append((kwargs["input_ids"].shape[0], kwargs.get("segment_ids")))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(predictor.bundle.model, "forward", spy)
+    texts = [("word " * n).strip() for n in (1, 2, 3, 5, 8, 13, 21, 40)]
+    texts += ["Delivery took three weeks. The agent was rude. Prices went up."] * 2
+    predictor.thresholds = np.zeros(len(predictor.theme_ids))  # every theme, so evidence too
+    packed = predictor.predict(texts)
+    assert all(segments is not None for _, segments in rows)
+    assert sum(n for n, _ in rows) < len(texts)
+
+    predictor.pack_tokens, predictor._packs = 0, False
+    alone = predictor.predict(texts)
+    for p, a in zip(packed, alone, strict=True):
+        assert p.scores == pytest.approx(a.scores, abs=2e-4)
+        assert p.sentiment_scores == pytest.approx(a.sentiment_scores, abs=2e-4)
+        assert p.evidence == a.evidence
+
+
+def test_only_bert_encoders_with_sdpa_attention_take_packed_rows(tiny_bundle):
+    predictor = Predictor.from_path(tiny_bundle, batch_size=4, max_length=32, pack_tokens=0)
+    assert not predictor._packs  # switched off
+    model = predictor.bundle.model
+    saved = model.encoder.config._attn_implementation
+    try:
+        model.encoder.config._attn_implementation = "eager"  # adds the mask to the scores
+        assert not can_pack(model)
+    finally:
+        model.encoder.config._attn_implementation = saved
+    assert can_pack(model)
+    assert not can_pack(torch.nn.Linear(2, 2))
 
 
 def test_row_shape(predictor):

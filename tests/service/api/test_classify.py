@@ -119,20 +119,26 @@ def test_openapi_documents_classify(client):
 
 
 def test_api_passes_use_the_api_batch_size(make_client):
-    """The API's forward passes are api_batch_size texts (small, length-sorted), not the
-    scoring batch size, and a request bigger than one pass is still answered whole."""
+    """The API's forward passes are at most api_batch_size rows (short texts share rows),
+    not the scoring batch size, and a request bigger than one pass is still answered whole,
+    each text scored once."""
     client = make_client(api_batch_size=3, batch_size=64)
     predictor = client.app.state.model.predictor
     assert predictor.batch_size == 3
-    sizes: list[int] = []
-    predictor.bundle.model.register_forward_pre_hook(
-        lambda _m, _args, kwargs: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
-    items = [{"id": str(i), "text": f"Too expensive, order {i} was late."} for i in range(7)]
+    rows: list[int] = []
+    texts: list[int] = []
+
+    def record(_module, _args, kwargs):
+        rows.append(kwargs["input_ids"].shape[0])
+        segments = kwargs.get("segment_ids")
+        texts.append(rows[-1] if segments is None else int(segments.max()) + 1)
+
+    predictor.bundle.model.register_forward_pre_hook(record, with_kwargs=True)
+    items = [{"id": str(i), "text": f"Too expensive, order {i} was late."} for i in range(20)]
     r = client.post("/v1/classify", json={"items": items})
     assert r.status_code == 200
     assert [x["id"] for x in r.json()["results"]] == [i["id"] for i in items]
-    assert sizes and max(sizes) <= 3 and sum(sizes) >= 7
+    assert len(rows) >= 2 and max(rows) <= 3 and sum(texts) == 20
 
 
 def test_classify_makes_no_thread_pool_hops(client, monkeypatch):
