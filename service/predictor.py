@@ -9,6 +9,10 @@ is its maximum over windows, the sentiment the token-weighted mean.
 
 The evidence for a theme is the sentence whose tokens, mean-pooled from the same forward
 pass and put through the theme head, score highest for it: no extra model call.
+
+Short texts share rows of ``pack_tokens`` tokens where the model takes packed rows, each text
+masked off from the others with positions of its own; rows (or texts) are then cut into
+passes where padding plus a per-pass overhead cost least.
 """
 
 from __future__ import annotations
