@@ -335,7 +335,8 @@ class Predictor:
             rows = pack_rows(lengths, self.pack_tokens)
             fills = [sum(lengths[i] for i in row) for row in rows]
             for start, end in plan_passes(fills, self.batch_size):
-                yield self._packed_pass(rows[start:end], ids, lengths)
+                # Rows come sorted by tokens: the pass's last row sets its width.
+                yield self._packed_pass(rows[start:end], ids, lengths, fills[end - 1])
             return
         order = np.argsort(lengths, kind="stable")
         for start, end in plan_passes([lengths[i] for i in order], self.batch_size):
@@ -352,12 +353,14 @@ class Predictor:
             }
             yield idx, inputs, [(row, 0) for row in range(len(idx))]
 
-    def _packed_pass(self, rows: list[list[int]], ids: list[list[int]], lengths: list[int]):
-        """One pass of packed rows (see :func:`pack_rows`): token ids, position ids that
-        restart at each text, each token's text (segment; -1 for padding) and the attention
-        mask that keeps every text to its own tokens."""
+    def _packed_pass(
+        self, rows: list[list[int]], ids: list[list[int]], lengths: list[int], longest: int
+    ):
+        """One pass of packed rows (see :func:`pack_rows`; ``longest``: the most tokens in a
+        row): token ids, position ids that restart at each text, each token's text (segment;
+        -1 for padding) and the attention mask that keeps every text to its own tokens."""
         mult = PAD_TO_MULTIPLE_OF or 1
-        width = -(-max(sum(lengths[i] for i in row) for row in rows) // mult) * mult
+        width = -(-longest // mult) * mult
         input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
         positions = np.zeros((len(rows), width), dtype=np.int64)
         segments = np.full((len(rows), width), -1, dtype=np.int64)
