@@ -6,7 +6,8 @@ same model measured in the same run.
         [--backend auto] [--set api_batch_size=16 ...]
 
 Each client sends one short text (<= 64 tokens) per request, back to back. Every level is
-bounded by a request count and a time limit.
+bounded by a request count and a time limit. The offline figure is the best of three passes
+over the same texts, so a slow moment cannot flatter the API's share of it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench._server import closed_loop, peak_rss_mb, serve, short_texts  # noqa: E402
+
+OFFLINE_REPEATS = 3
 
 
 def main() -> None:
@@ -60,9 +63,14 @@ def main() -> None:
     predictor = Predictor.from_path(bundle, backend=args.backend)
     texts = short_texts(predictor.bundle.tokenizer, 1000)
     predictor.predict(texts[:64])
-    started = time.perf_counter()
-    predictor.predict(texts)
-    offline = len(texts) / (time.perf_counter() - started)
+    # The best of three: one pass over the texts takes about 2 s, and a slow moment of this
+    # noisy machine would otherwise lower the baseline and flatter the API's share of it.
+    rates = []
+    for _ in range(OFFLINE_REPEATS):
+        started = time.perf_counter()
+        predictor.predict(texts)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    offline = max(rates)
     backend = predictor.bundle.backend_detail
     del predictor
 
@@ -77,7 +85,8 @@ def main() -> None:
         api_backend = httpx.get(f"{server.base}/v1/model", timeout=30).json().get("backend")
     print(
         f"bundle {bundle.name}; {len(texts)} short real texts (<= 64 tokens); offline batch "
-        f"throughput {offline:.1f} texts/s (backend {backend}, as `score` runs it); the API "
+        f"throughput {offline:.1f} texts/s (best of {', '.join(f'{r:.1f}' for r in rates)}; "
+        f"backend {backend}, as `score` runs it); the API "
         f"serves with backend {api_backend}"
         + (f"; settings {', '.join(args.set)}" if args.set else "")
     )
