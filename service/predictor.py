@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from service.backends.bf16 import ROWS_ATTENTION
 from service.bundle import Bundle, load_bundle
 from service.language import detect_language
 from service.modeling import ThemeClassifier
@@ -78,10 +79,15 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [rows[r] for r in sorted(range(len(rows)), key=fills.__getitem__)]
 
 
+# Attention implementations that take the boolean 4D mask of packed rows.
+PACKABLE_ATTENTION = ("sdpa", ROWS_ATTENTION)
+
+
 def can_pack(model: torch.nn.Module) -> bool:
     """Whether ``model`` takes packed rows: a torch :class:`~service.modeling.ThemeClassifier`
-    (bf16 or not) on a BERT encoder with SDPA attention, which takes position ids and a
-    boolean 4D attention mask. ONNX graphs (fixed inputs) and other position schemes (XLM-R
+    (bf16 or not) on a BERT encoder with SDPA attention (or the bf16 backend's
+    :func:`~service.backends.bf16.rows_attention`), which takes position ids and a boolean 4D
+    attention mask. ONNX graphs (fixed inputs) and other position schemes (XLM-R
     counts positions from its padding id) run one text per row."""
     inner = getattr(model, "model", model)
     encoder = getattr(inner, "encoder", None)
@@ -89,7 +95,7 @@ def can_pack(model: torch.nn.Module) -> bool:
     return (
         isinstance(inner, ThemeClassifier)
         and getattr(config, "model_type", None) == "bert"
-        and getattr(config, "_attn_implementation", None) == "sdpa"
+        and getattr(config, "_attn_implementation", None) in PACKABLE_ATTENTION
     )
 
 
