@@ -24,6 +24,9 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # The attention the bf16 encoder runs: plain bf16 products for packed rows, SDPA otherwise.
 ROWS_ATTENTION = "cxthemes_bf16_rows"
+# Up to this many tokens per row the plain products beat the fused kernel (8-16 rows x 12
+# heads in bf16: 0.5x its time at 64 tokens, 0.65x at 96, but 1.5x at 128 and beyond).
+ROWS_ATTENTION_MAX_TOKENS = 96
 
 
 def rows_attention(
@@ -41,13 +44,15 @@ def rows_attention(
     (flash attention) is tuned for long sequences; on rows of 64 tokens it took 16% of a
     micro-batch's time, twice what these products take, and the bf16 student scores 6-9%
     more texts/s this way. Its decisions on the 1,411 test texts agree with fp32 on 99.50%
-    (99.72% with the fused kernel; bench/RESULTS.md). Anything else (2D masks, fp32 inputs,
-    training) goes to transformers' SDPA attention unchanged."""
+    (99.72% with the fused kernel; bench/RESULTS.md). Anything else (rows longer than
+    ROWS_ATTENTION_MAX_TOKENS, 2D masks, fp32 inputs, training) goes to transformers' SDPA
+    attention unchanged."""
     if (
         attention_mask is None
         or attention_mask.dtype != torch.bool
         or attention_mask.dim() != 4
         or query.dtype != torch.bfloat16
+        or query.size(-2) > ROWS_ATTENTION_MAX_TOKENS
         or module.training
     ):
         return sdpa_attention_forward(

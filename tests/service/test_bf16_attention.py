@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from service.backends.bf16 import ROWS_ATTENTION, rows_attention
+from service.backends.bf16 import ROWS_ATTENTION, ROWS_ATTENTION_MAX_TOKENS, rows_attention
 from service.bundle import load_bundle
 from service.predictor import Predictor, can_pack
 
@@ -61,6 +61,25 @@ def test_other_inputs_go_to_sdpa_unchanged():
     ours, _ = rows_attention(_module(), q, k, v, None)
     theirs, _ = sdpa_attention_forward(_module(), q, k, v, None)
     assert torch.equal(ours, theirs)
+
+
+def test_long_rows_keep_the_fused_kernel():
+    """Past ROWS_ATTENTION_MAX_TOKENS the fused kernel is the faster one (a long text alone
+    in its row): the same bf16 inputs get SDPA's exact output."""
+    torch.manual_seed(1)
+    n = ROWS_ATTENTION_MAX_TOKENS + 8
+    q, k, v = (torch.randn(1, 4, n, 8).to(torch.bfloat16) for _ in range(3))
+    mask = torch.ones(1, 1, n, n, dtype=torch.bool)
+    ours, _ = rows_attention(_module(), q, k, v, mask)
+    theirs, _ = sdpa_attention_forward(_module(), q, k, v, mask)
+    assert torch.equal(ours, theirs)
+    short, _ = rows_attention(
+        _module(), q[:, :, :16], k[:, :, :16], v[:, :, :16], mask[..., :16, :16]
+    )
+    fused, _ = sdpa_attention_forward(
+        _module(), q[:, :, :16], k[:, :, :16], v[:, :, :16], mask[..., :16, :16]
+    )
+    assert not torch.equal(short, fused)  # short rows do take the plain products
 
 
 def test_the_bf16_backend_packs_rows_with_its_own_attention(tiny_bundle):
