@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +69,12 @@ def scratch_bundle(bundle: Path, into: Path) -> Path:
 
 
 def texts_per_second(bundle: Path, backend: str, texts: list[str]) -> float:
+    from bench.throughput import rate
     from service.predictor import Predictor
 
     predictor = Predictor.from_path(bundle, backend=backend)
     predictor.predict(texts[:64])  # warm-up: kernels, caches
-    started = time.perf_counter()
-    predictor.predict(texts)
-    return len(texts) / (time.perf_counter() - started)
+    return rate(predictor.predict, texts)[0]
 
 
 def main() -> None:

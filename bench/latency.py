@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench._server import closed_loop, peak_rss_mb, serve, short_texts  # noqa: E402
+from bench.throughput import rate  # noqa: E402
 
 OFFLINE_REPEATS = 3
 
@@ -65,11 +65,7 @@ def main() -> None:
     predictor.predict(texts[:64])
     # The best of three: one pass over the texts takes about 2 s, and a slow moment of this
     # noisy machine would otherwise lower the baseline and flatter the API's share of it.
-    rates = []
-    for _ in range(OFFLINE_REPEATS):
-        started = time.perf_counter()
-        predictor.predict(texts)
-        rates.append(len(texts) / (time.perf_counter() - started))
+    rates = [rate(predictor.predict, texts)[0] for _ in range(OFFLINE_REPEATS)]
     offline = max(rates)
     backend = predictor.bundle.backend_detail
     del predictor
