@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response, Security
@@ -52,6 +53,27 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ModelDep = Annotated[ModelHolder, Depends(get_model)]
 StoreDep = Annotated[Store, Depends(get_store)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request may need from the app, read once per request."""
+
+    settings: Settings
+    model: ModelHolder
+    store: Store
+    telemetry: Telemetry
+
+
+async def get_services(request: Request) -> Services:
+    state = request.app.state
+    return Services(state.settings, state.model, state.store, state.telemetry)
+
+
+# One dependency instead of four for the hot path (POST /v1/classify): FastAPI spends about
+# 7 us of the event loop per dependency per request, and at 32 clients on 2 cores the event
+# loop's time per request decides how fast answered clients rejoin the next micro-batch.
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 # Both header styles are accepted; declaring them makes the OpenAPI schema show the scheme.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")

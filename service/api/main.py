@@ -166,7 +166,8 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health, classify, themes, model, metrics, feedback, review, admin, dashboard):
+    # Routes are matched in this order; the hot path, POST /v1/classify, comes first.
+    for router in (classify, health, themes, model, metrics, feedback, review, admin, dashboard):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     # Added last = outermost: the size limit sees the body before anything parses it.

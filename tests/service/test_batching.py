@@ -199,3 +199,36 @@ def test_workers_run_that_many_model_calls_at_once_and_answer_every_request(work
 def test_workers_must_be_at_least_one():
     with pytest.raises(ValueError, match="workers"):
         MicroBatcher(lambda texts, langs: texts, workers=0)
+
+
+def test_a_batch_is_handed_to_its_event_loop_at_once_and_skips_cancelled_requests():
+    model = SlowModel()
+    model.gate.clear()  # hold the model until every request is queued
+    batcher = MicroBatcher(model, max_items=64, max_wait_s=0.5)
+    batcher.start()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        handovers = []
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback, *args):
+            handovers.append(callback)
+            return threadsafe(callback, *args)
+
+        loop.call_soon_threadsafe = counting
+        tasks = [asyncio.ensure_future(batcher.submit([f"t{k}"])) for k in range(8)]
+        await asyncio.sleep(0.05)  # all eight are queued behind the held model
+        tasks[3].cancel()  # its client went away
+        model.gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return results, handovers
+
+    results, handovers = run(main())
+    batcher.stop()
+    assert model.calls == [8]
+    assert len(handovers) == 1  # one wake-up of the loop for the whole batch
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert [r for k, r in enumerate(results) if k != 3] == [
+        [f"t{k}|None"] for k in range(8) if k != 3
+    ]

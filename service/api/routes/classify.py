@@ -12,10 +12,7 @@ from service.api.deps import (
     AUTH_ERRORS,
     ClassifyScope,
     KeyFirstRoute,
-    ModelDep,
-    SettingsDep,
-    StoreDep,
-    TelemetryDep,
+    ServicesDep,
 )
 from service.api.schemas import (
     ClassifyRequest,
@@ -54,16 +51,19 @@ log = logging.getLogger(__name__)
 )
 async def classify(
     body: ClassifyRequest,
-    settings: SettingsDep,
-    model: ModelDep,
-    store: StoreDep,
-    telemetry: TelemetryDep,
+    services: ServicesDep,
 ) -> ClassifyResponse:
     """Themes, sentiment, review flag and evidence for each item, in the request's order.
 
     With ``record: true`` each result is also stored under its id; sending an id again
     replaces what was stored for it.
     """
+    settings, model, store, telemetry = (
+        services.settings,
+        services.model,
+        services.store,
+        services.telemetry,
+    )
     if len(body.items) > settings.max_items_per_request:
         raise HTTPException(
             413,
