@@ -21,6 +21,10 @@ the sentiment agreement and the largest theme-probability difference, on the lab
   do not come straight from a LayerNorm)
 - ``except:<a>,<b>``: ``w8a8`` on every Linear layer except those whose name contains
   ``<a>`` or ``<b>``
+- ``outliers<K>``: ``w8a8``, except that in each Linear layer the K input channels with the
+  largest calibrated magnitude stay fp32 (a static LLM.int8()-style decomposition: those
+  channels are taken out of the tensor before its one dynamic range is measured, and their
+  product with the fp32 weight columns is added back)
 """
 
 from __future__ import annotations
@@ -56,11 +60,17 @@ def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
 
 
 class FakeQuantLinear(torch.nn.Module):
-    def __init__(self, linear, weights: bool, acts: bool, per_token: bool, smooth=None) -> None:
+    def __init__(
+        self, linear, weights: bool, acts: bool, per_token: bool, smooth=None, keep=None
+    ) -> None:
         super().__init__()
         w = linear.weight.data.clone()
         if smooth is not None:
             w = w * smooth[None, :]
+        self.keep = keep  # input channels kept in fp32 (see ``outliers<K>``)
+        if keep is not None:
+            self.kept_weight = w[:, keep].clone()
+            w[:, keep] = 0.0  # their int8 share is zero; their fp32 product is added back
         self.weight = fake_quant_weight(w) if weights else w
         self.bias = linear.bias.data.clone()
         self.acts, self.per_token, self.smooth = acts, per_token, smooth
@@ -68,9 +78,14 @@ class FakeQuantLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.smooth is not None:
             x = x / self.smooth
+        kept = None
+        if self.keep is not None:
+            kept = x[..., self.keep] @ self.kept_weight.T
+            x = x.index_fill(-1, self.keep, 0.0)
         if self.acts:
             x = fake_quant_activation(x, self.per_token)
-        return torch.nn.functional.linear(x, self.weight, self.bias)
+        y = torch.nn.functional.linear(x, self.weight, self.bias)
+        return y if kept is None else y + kept
 
 
 def main() -> None:
@@ -139,6 +154,10 @@ def main() -> None:
         alpha = float(scheme.split("smooth")[1]) if "smooth" in scheme else None
         only = int(scheme.removeprefix("layer")) if scheme.startswith("layer") else None
         names = scheme.removeprefix("only:").split(",") if scheme.startswith("only:") else None
+        n_keep = 0
+        if scheme.startswith("outliers"):  # outliers<K>[/except:<a>,<b>]
+            head, _, scheme = scheme.partition("/")
+            n_keep = int(head.removeprefix("outliers"))
         skip = scheme.removeprefix("except:").split(",") if scheme.startswith("except:") else []
         for name, module in list(model.encoder.named_modules()):
             if not isinstance(module, torch.nn.Linear):
@@ -155,11 +174,12 @@ def main() -> None:
                 smooth = (act_max[name].clamp(min=1e-5) ** alpha / w_max ** (1 - alpha)).clamp(
                     min=1e-5
                 )
+            keep = torch.topk(act_max[name], n_keep).indices if n_keep else None
             parent, attr = name.rsplit(".", 1)
             setattr(
                 model.encoder.get_submodule(parent),
                 attr,
-                FakeQuantLinear(module, weights, acts, per_token, smooth),
+                FakeQuantLinear(module, weights, acts, per_token, smooth, keep),
             )
         return model
 
