@@ -985,12 +985,30 @@ def build_parser() -> argparse.ArgumentParser:
 # speed (bench/RESULTS.md). Read by oneDNN at its first primitive, so set before any model runs;
 # an operator's own value wins.
 ONEDNN_CACHE_DEFAULT = "64"
+# How long PyTorch's OpenMP threads (GNU libgomp) spin-wait for more work after a parallel
+# region before they sleep; the default (300,000 spins) is milliseconds. Between operators of
+# a forward pass the gaps are microseconds, so 5,000 spins still covers them; but after each
+# micro-batch the API's event loop sends the answers and parses the next requests on these
+# same 2 cores, and a thread spinning for nothing took one of them. 5,000: +5% texts/s at 32
+# clients, 7 of 8 alternating rounds (bench/RESULTS.md). Read when libgomp loads, so set
+# before torch is imported; only `serve` sets it (batch scoring has no such gaps); an
+# operator's own value wins.
+SERVE_GOMP_SPINCOUNT = "5000"
+
+
+def set_serving_environment() -> None:
+    """Environment defaults for `cxthemes serve`, set before torch is imported."""
+    if "torch" in sys.modules:
+        logging.getLogger(__name__).debug("torch already imported: GOMP_SPINCOUNT not applied")
+    os.environ.setdefault("GOMP_SPINCOUNT", SERVE_GOMP_SPINCOUNT)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cxthemes`` console script."""
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_DEFAULT)
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        set_serving_environment()  # before the imports below load torch
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

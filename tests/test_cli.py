@@ -1,6 +1,10 @@
 """The cxthemes command line: labels check, score, evaluate, and clear errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from service.cli import main
 from tests.conftest import LABELS, read_jsonl
@@ -178,3 +182,32 @@ def test_the_cli_caps_onednn_primitive_cache_unless_the_operator_set_it(monkeypa
     with pytest.raises(SystemExit):
         main(["--version-that-does-not-exist"])
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
+
+
+def test_serve_shortens_openmp_spinning_unless_the_operator_set_it(monkeypatch):
+    from service.cli import SERVE_GOMP_SPINCOUNT, set_serving_environment
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    set_serving_environment()
+    assert os.environ["GOMP_SPINCOUNT"] == SERVE_GOMP_SPINCOUNT
+    monkeypatch.setenv("GOMP_SPINCOUNT", "123")
+    set_serving_environment()
+    assert os.environ["GOMP_SPINCOUNT"] == "123"
+
+
+def test_serve_sets_its_environment_before_torch_is_imported():
+    # libgomp reads GOMP_SPINCOUNT once, when torch loads it: `serve` must get there first.
+    code = (
+        "import sys, service.cli as c; "
+        "c.set_serving_environment = lambda: print('torch' in sys.modules) or sys.exit(0); "
+        "c.main(['serve', '--port', '1']); print('not called')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.stdout.strip() == "False"
