@@ -998,8 +998,6 @@ SERVE_GOMP_SPINCOUNT = "5000"
 
 def set_serving_environment() -> None:
     """Environment defaults for `cxthemes serve`, set before torch is imported."""
-    if "torch" in sys.modules:
-        logging.getLogger(__name__).debug("torch already imported: GOMP_SPINCOUNT not applied")
     os.environ.setdefault("GOMP_SPINCOUNT", SERVE_GOMP_SPINCOUNT)
 
 
