@@ -1,8 +1,12 @@
 """Micro-batching: texts from concurrent requests share one model call.
 
 Requests wait in a bounded queue; a worker thread takes as many whole requests as fit in
-``max_items`` texts (waiting at most ``max_wait_s`` after the first arrived for others to
-join), runs the model once and hands each request its slice. With ``workers`` > 1, several
+``max_items`` texts, runs the model once and hands each request its slice. It waits for others
+to join the first request at most ``max_wait_s``, and no longer than it has reason to: once the
+queue holds as many texts as the worker's last batch answered plus those already waiting when
+that batch ended, the clients it just answered are back (clients that send one request at a
+time, the usual way to call a per-message API), and the batch starts. So a lone client never
+waits, and 32 clients are batched as soon as the 32nd request is in. With ``workers`` > 1, several
 model calls run at once (each on fewer intra-op threads), so one batch is gathered and
 answered while another runs. When the queue holds
 ``queue_max_items`` texts, or when the texts already queued would take longer than
@@ -71,7 +75,8 @@ class MicroBatcher:
         self.queue_max_wait_s = queue_max_wait_s  # 0: no time bound
         self._on_batch = on_batch
         self._queue: deque[_Request] = deque()
-        self._queued_items = 0
+        self._queued_items = 0  # in the queue or in a model call
+        self._waiting_items = 0  # in the queue only
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -126,6 +131,7 @@ class MicroBatcher:
                 raise QueueFull(self._retry_after())
             self._queue.append(request)
             self._queued_items += len(texts)
+            self._waiting_items += len(texts)
             self._cond.notify()
         return await request.future
 
@@ -137,7 +143,10 @@ class MicroBatcher:
     def _retry_after(self) -> int:
         return max(1, min(60, math.ceil(self._expected_wait_s())))
 
-    def _take_batch(self) -> list[_Request] | None:
+    def _take_batch(self, expected: int) -> list[_Request] | None:
+        """The next batch, gathered as the module docstring says: the wait for company ends
+        once ``expected`` texts are queued (or at ``max_wait_s``, or at ``max_items``)."""
+        expected = min(self.max_items, expected)
         with self._cond:
             while True:
                 while not self._queue:
@@ -145,7 +154,7 @@ class MicroBatcher:
                         return None
                     self._cond.wait()
                 deadline = time.monotonic() + self.max_wait_s
-                while self._queued_items < self.max_items and not self._stopping:
+                while self._waiting_items < expected and not self._stopping:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -157,12 +166,14 @@ class MicroBatcher:
                     request = self._queue.popleft()
                     batch.append(request)
                     n += len(request.texts)
+                self._waiting_items -= n
                 if batch:  # another worker may have taken the queue while this one waited
                     return batch
 
     def _work(self) -> None:
+        expected = self.max_items  # no history yet
         while True:
-            batch = self._take_batch()
+            batch = self._take_batch(expected)
             if batch is None:
                 return
             texts = [t for r in batch for t in r.texts]
@@ -184,6 +195,9 @@ class MicroBatcher:
                 self._queued_items -= len(texts)
                 if error is None and elapsed > 0:
                     self._items_per_s = 0.8 * self._items_per_s + 0.2 * (len(texts) / elapsed)
+                # Counted before the answers go out: some of their clients may be back before
+                # this worker gathers again, and they are part of what it should wait for.
+                expected = self._waiting_items + len(texts)
             if self._on_batch is not None:
                 self._on_batch(len(texts), elapsed)
             # One hand-over per event loop, not one per request: each call_soon_threadsafe

@@ -232,3 +232,43 @@ def test_a_batch_is_handed_to_its_event_loop_at_once_and_skips_cancelled_request
     assert [r for k, r in enumerate(results) if k != 3] == [
         [f"t{k}|None"] for k in range(8) if k != 3
     ]
+
+
+def test_a_lone_client_does_not_wait_for_others_after_its_first_request():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_items=64, max_wait_s=1.0)
+    batcher.start()
+
+    async def main():
+        await batcher.submit(["first"])  # no history yet: waits up to max_wait for company
+        started = time.perf_counter()
+        for k in range(5):
+            await batcher.submit([f"t{k}"])
+        return time.perf_counter() - started
+
+    elapsed = run(main())
+    batcher.stop()
+    assert model.calls == [1] * 6
+    assert elapsed < 1.0  # five waits of max_wait would be 5 s
+
+
+def test_clients_sending_one_request_at_a_time_are_batched_as_soon_as_all_are_back():
+    model = SlowModel(delay=0.01)
+    batcher = MicroBatcher(model, max_items=64, max_wait_s=1.0)
+    batcher.start()
+
+    async def client(k: int) -> None:
+        for r in range(4):
+            await batcher.submit([f"c{k}-{r}"])
+
+    async def main():
+        await asyncio.gather(*(client(k) for k in range(4)))
+
+    started = time.perf_counter()
+    run(main())
+    elapsed = time.perf_counter() - started
+    batcher.stop()
+    assert model.calls == [4] * 4  # every batch held all four clients
+    # The first batch waits max_wait (no history); the next three start when the fourth
+    # request is in, not max_wait after the first (that would be 4 s in all).
+    assert elapsed < 2.5
