@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Response, Security
+from fastapi import Depends, HTTPException, Request, Response, Security, params
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -65,19 +65,21 @@ class Services:
     telemetry: Telemetry
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's services for this request, read at request time (a reloaded model is
+    picked up). The hot path, POST /v1/classify, reads them with this instead of through
+    dependencies: it has none for FastAPI to solve, and at 32 clients on 2 cores the event
+    loop's time per request decides how fast answered clients rejoin the next micro-batch
+    (four dependencies cost it about 15% of its time per request, bench/RESULTS.md)."""
     state = request.app.state
     return Services(state.settings, state.model, state.store, state.telemetry)
 
 
-# One dependency instead of four for the hot path (POST /v1/classify): FastAPI spends about
-# 7 us of the event loop per dependency per request, and at 32 clients on 2 cores the event
-# loop's time per request decides how fast answered clients rejoin the next micro-batch.
-ServicesDep = Annotated[Services, Depends(get_services)]
-
 # Both header styles are accepted; declaring them makes the OpenAPI schema show the scheme.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+# The operation security FastAPI declares for a require_scope dependency: either scheme.
+KEY_SECURITY = [{_bearer.scheme_name: []}, {_api_key_header.scheme_name: []}]
 
 
 def require_scope(scope: Scope | None) -> Callable:
@@ -128,17 +130,39 @@ def _presented_key(request: Request) -> str | None:
 
 
 class KeyFirstRoute(APIRoute):
-    """A route that checks the API key before FastAPI reads the request body. FastAPI parses
-    the body before it runs any dependency, so without this a client with no key had its JSON
-    parsed (up to the body limit) and got a 422 for bad JSON instead of its 401."""
+    """A route that checks the API key itself, before FastAPI reads the request body. FastAPI
+    parses the body before it runs any dependency, so without this a client with no key had
+    its JSON parsed (up to the body limit) and got a 422 for bad JSON instead of its 401.
+
+    Its scope dependencies (``dependencies=[ClassifyScope]``) are therefore not solved per
+    request: they become the operation's security requirement in the OpenAPI schema, as
+    FastAPI would have written it, and the check runs once, here. FastAPI solving them (the
+    check and its two security schemes, three dependencies) cost about as much of the event
+    loop as the rest of a ``/v1/classify`` request (bench/RESULTS.md)."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        dependencies: Sequence[params.Depends] | None = None,
+        openapi_extra: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        solved: list[params.Depends] = []
+        self.required_scopes: list[Scope | None] = []
+        for dep in dependencies or []:
+            if hasattr(dep.dependency, "required_scope"):
+                self.required_scopes.append(dep.dependency.required_scope)
+            else:
+                solved.append(dep)
+        if self.required_scopes:
+            openapi_extra = {"security": KEY_SECURITY, **(openapi_extra or {})}
+        super().__init__(path, endpoint, dependencies=solved, openapi_extra=openapi_extra, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        scopes = [
-            d.dependency.required_scope
-            for d in self.dependencies
-            if hasattr(d.dependency, "required_scope")
-        ]
+        scopes = self.required_scopes
 
         async def key_first(request: Request) -> Response:
             for scope in scopes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -12,7 +12,7 @@ from service.api.deps import (
     AUTH_ERRORS,
     ClassifyScope,
     KeyFirstRoute,
-    ServicesDep,
+    services_of,
 )
 from service.api.schemas import (
     ClassifyRequest,
@@ -51,13 +51,14 @@ log = logging.getLogger(__name__)
 )
 async def classify(
     body: ClassifyRequest,
-    services: ServicesDep,
+    request: Request,
 ) -> ClassifyResponse:
     """Themes, sentiment, review flag and evidence for each item, in the request's order.
 
     With ``record: true`` each result is also stored under its id; sending an id again
     replaces what was stored for it.
     """
+    services = services_of(request)
     settings, model, store, telemetry = (
         services.settings,
         services.model,

@@ -158,3 +158,27 @@ def test_classify_makes_no_thread_pool_hops(client, monkeypatch):
     r = client.post("/v1/classify", json={"items": [{"id": "a", "text": "Too expensive."}]})
     assert r.status_code == 200
     assert hops == []
+
+
+def test_classify_solves_no_dependencies_and_still_declares_its_security(client, monkeypatch):
+    """POST /v1/classify is the hot path: FastAPI solves no dependency for it (KeyFirstRoute
+    checks the key itself, the services come from app state), yet its OpenAPI operation still
+    names both key schemes, as a scope dependency would have."""
+    import fastapi.routing
+
+    solved = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counting(*args, **kwargs):
+        dependant = kwargs.get("dependant") or args[0]
+        solved.extend(dep.call for dep in dependant.dependencies)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    r = client.post("/v1/classify", json={"items": [{"id": "a", "text": "Too expensive."}]})
+    assert r.status_code == 200
+    assert solved == []
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/classify"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
