@@ -80,6 +80,8 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>"
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 # The operation security FastAPI declares for a require_scope dependency: either scheme.
 KEY_SECURITY = [{_bearer.scheme_name: []}, {_api_key_header.scheme_name: []}]
+# Where a KeyFirstRoute's operation names the scopes its key needs (an OpenAPI extension).
+SCOPES_EXTENSION = "x-api-key-scopes"
 
 
 def require_scope(scope: Scope | None) -> Callable:
@@ -138,7 +140,10 @@ class KeyFirstRoute(APIRoute):
     request: they become the operation's security requirement in the OpenAPI schema, as
     FastAPI would have written it, and the check runs once, here. FastAPI solving them (the
     check and its two security schemes, three dependencies) cost about as much of the event
-    loop as the rest of a ``/v1/classify`` request (bench/RESULTS.md)."""
+    loop as the rest of a ``/v1/classify`` request (bench/RESULTS.md). The scopes are also
+    kept in the operation's ``x-api-key-scopes``: a FastAPI that copies a route when its
+    router is included builds the copy from the route's dependencies (now without them) and
+    its ``openapi_extra``, and the copy must still check the key."""
 
     def __init__(
         self,
@@ -149,16 +154,18 @@ class KeyFirstRoute(APIRoute):
         openapi_extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        extra = dict(openapi_extra or {})
+        scopes: list[Scope | None] = list(extra.get(SCOPES_EXTENSION, []))
         solved: list[params.Depends] = []
-        self.required_scopes: list[Scope | None] = []
         for dep in dependencies or []:
             if hasattr(dep.dependency, "required_scope"):
-                self.required_scopes.append(dep.dependency.required_scope)
+                scopes.append(dep.dependency.required_scope)
             else:
                 solved.append(dep)
+        self.required_scopes = list(dict.fromkeys(scopes))
         if self.required_scopes:
-            openapi_extra = {"security": KEY_SECURITY, **(openapi_extra or {})}
-        super().__init__(path, endpoint, dependencies=solved, openapi_extra=openapi_extra, **kwargs)
+            extra = {"security": KEY_SECURITY, **extra, SCOPES_EXTENSION: self.required_scopes}
+        super().__init__(path, endpoint, dependencies=solved, openapi_extra=extra or None, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

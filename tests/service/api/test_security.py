@@ -110,3 +110,30 @@ def test_cors_is_off_unless_configured(make_client):
         headers={"Origin": "https://x.example", "Access-Control-Request-Method": "POST"},
     )
     assert r.headers["access-control-allow-origin"] == "https://x.example"
+
+
+def test_a_copy_of_the_classify_route_still_enforces_its_scope(client):
+    """KeyFirstRoute takes the scope out of the dependencies FastAPI solves. A FastAPI that
+    copies routes when a router is included builds the copy from the route's dependencies
+    and openapi_extra: the copy must still check the key (x-api-key-scopes carries it)."""
+    from service.api.deps import KeyFirstRoute
+    from service.api.routes import classify
+
+    route = classify.router.routes[0]
+    assert route.dependencies == []  # nothing for FastAPI to solve per request
+    copy = KeyFirstRoute(
+        "/copied/classify",
+        route.endpoint,
+        dependencies=route.dependencies,
+        openapi_extra=route.openapi_extra,
+        methods=route.methods,
+        response_model=route.response_model,
+    )
+    client.app.router.routes.insert(0, copy)
+    assert call(client, "post", "/copied/classify", BODY, {}).status_code == 401
+    metrics_key = {"Authorization": f"Bearer {KEYS['metrics']}"}
+    assert call(client, "post", "/copied/classify", BODY, metrics_key).status_code == 403
+    classify_key = {"Authorization": f"Bearer {KEYS['classify']}"}
+    assert call(client, "post", "/copied/classify", BODY, classify_key).status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/v1/classify"]["post"]["x-api-key-scopes"] == ["classify"]
