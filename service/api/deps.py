@@ -138,9 +138,9 @@ class KeyFirstRoute(APIRoute):
 
     Its scope dependencies (``dependencies=[ClassifyScope]``) are therefore not solved per
     request: they become the operation's security requirement in the OpenAPI schema, as
-    FastAPI would have written it, and the check runs once, here. FastAPI solving them (the
-    check and its two security schemes, three dependencies) cost about as much of the event
-    loop as the rest of a ``/v1/classify`` request (bench/RESULTS.md). The scopes are also
+    FastAPI would have written it, and the check runs once, here. Solving them (the check and
+    its two security schemes) and the services dependency took about 15% of the event loop's
+    time per ``/v1/classify`` request (bench/RESULTS.md). The scopes are also
     kept in the operation's ``x-api-key-scopes``: a FastAPI that copies a route when its
     router is included builds the copy from the route's dependencies (now without them) and
     its ``openapi_extra``, and the copy must still check the key."""
