@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response, Security, params
@@ -53,26 +52,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ModelDep = Annotated[ModelHolder, Depends(get_model)]
 StoreDep = Annotated[Store, Depends(get_store)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """Everything a request may need from the app, read once per request."""
-
-    settings: Settings
-    model: ModelHolder
-    store: Store
-    telemetry: Telemetry
-
-
-def services_of(request: Request) -> Services:
-    """The app's services for this request, read at request time (a reloaded model is
-    picked up). The hot path, POST /v1/classify, reads them with this instead of through
-    dependencies: it has none for FastAPI to solve, and at 32 clients on 2 cores the event
-    loop's time per request decides how fast answered clients rejoin the next micro-batch
-    (four dependencies cost it about 15% of its time per request, bench/RESULTS.md)."""
-    state = request.app.state
-    return Services(state.settings, state.model, state.store, state.telemetry)
 
 
 # Both header styles are accepted; declaring them makes the OpenAPI schema show the scheme.

@@ -12,7 +12,6 @@ from service.api.deps import (
     AUTH_ERRORS,
     ClassifyScope,
     KeyFirstRoute,
-    services_of,
 )
 from service.api.schemas import (
     ClassifyRequest,
@@ -58,13 +57,12 @@ async def classify(
     With ``record: true`` each result is also stored under its id; sending an id again
     replaces what was stored for it.
     """
-    services = services_of(request)
-    settings, model, store, telemetry = (
-        services.settings,
-        services.model,
-        services.store,
-        services.telemetry,
-    )
+    # Read from app state at request time (a reloaded model is picked up), not through
+    # dependencies: this hot path has none for FastAPI to solve, and at 32 clients on 2 cores
+    # the event loop's time per request decides how fast answered clients rejoin the next
+    # micro-batch (four dependencies cost about 15% of it, bench/RESULTS.md).
+    state = request.app.state
+    settings, model, store, telemetry = state.settings, state.model, state.store, state.telemetry
     if len(body.items) > settings.max_items_per_request:
         raise HTTPException(
             413,
