@@ -25,6 +25,10 @@ the sentiment agreement and the largest theme-probability difference, on the lab
   largest calibrated magnitude stay fp32 (a static LLM.int8()-style decomposition: those
   channels are taken out of the tensor before its one dynamic range is measured, and their
   product with the fp32 weight columns is added back)
+- ``snapped:<scheme>``: ``<scheme>`` against a reference whose fp32 weights already lie on
+  the int8 grid (the same scheme with activations left in fp32), as if the bundle's weights
+  had been rounded to int8 before it was exported. Also printed: how often that reference
+  decides like the original model, and its dev macro F1.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    from sklearn.metrics import f1_score
+
     from service.bundle import load_bundle, resolve_model_path
     from service.taxonomy import load_taxonomy
     from training import data
@@ -132,6 +138,12 @@ def main() -> None:
                 sentiment[idx] = out["sentiment_logits"].argmax(-1).numpy()
         return themes, sentiment
 
+    def agreement(a: np.ndarray, b: np.ndarray) -> float:
+        return ((a >= thresholds) == (b >= thresholds)).all(1).mean()
+
+    def macro(themes: np.ndarray) -> float:
+        return f1_score(gold, themes >= thresholds, average="macro", zero_division=0)
+
     act_max: dict[str, torch.Tensor] = {}
     hooks = []
     for name, module in base.encoder.named_modules():
@@ -146,11 +158,11 @@ def main() -> None:
     for hook in hooks:
         hook.remove()
 
-    def quantized(scheme: str):
+    def quantized(scheme: str, acts: bool = True):
         model = copy.deepcopy(base)
         per_token = "token" in scheme
         weights = scheme != "a8"
-        acts = scheme != "w8"
+        acts = acts and scheme != "w8"
         alpha = float(scheme.split("smooth")[1]) if "smooth" in scheme else None
         only = int(scheme.removeprefix("layer")) if scheme.startswith("layer") else None
         names = scheme.removeprefix("only:").split(",") if scheme.startswith("only:") else None
@@ -183,16 +195,26 @@ def main() -> None:
             )
         return model
 
-    ref_themes, ref_sentiment = run(base, texts)
-    print(f"{path.name}, {len(texts)} {args.split} texts\n")
-    print("| scheme | theme decisions agree | sentiment agrees | max prob diff |")
-    print("|---|---|---|---|")
+    gold = data.theme_matrix(splits[args.split], list(bundle.theme_ids))
+    base_themes, base_sentiment = run(base, texts)
+    print(f"{path.name}, {len(texts)} {args.split} texts, macro F1 {macro(base_themes):.4f}\n")
+    print(
+        "| scheme | theme decisions agree | sentiment agrees | max prob diff "
+        "| reference vs original | reference macro F1 |"
+    )
+    print("|---|---|---|---|---|---|")
     for scheme in args.schemes:
+        ref_themes, ref_sentiment, vs_original, ref_f1 = base_themes, base_sentiment, "", ""
+        if scheme.startswith("snapped:"):
+            scheme = scheme.removeprefix("snapped:")
+            ref_themes, ref_sentiment = run(quantized(scheme, acts=False), texts)
+            vs_original = f"{agreement(ref_themes, base_themes):.1%}"
+            ref_f1 = f"{macro(ref_themes):.4f}"
         themes, sentiment = run(quantized(scheme), texts)
-        agree = ((themes >= thresholds) == (ref_themes >= thresholds)).all(1).mean()
         print(
-            f"| {scheme} | {agree:.1%} | {(sentiment == ref_sentiment).mean():.1%} | "
-            f"{np.abs(themes - ref_themes).max():.3f} |",
+            f"| {scheme} | {agreement(themes, ref_themes):.1%} | "
+            f"{(sentiment == ref_sentiment).mean():.1%} | "
+            f"{np.abs(themes - ref_themes).max():.3f} | {vs_original} | {ref_f1} |",
             flush=True,
         )
 
