@@ -217,6 +217,47 @@ def test_evidence_is_a_sentence_of_the_text(predictor):
         )
 
 
+def test_span_scores_are_the_theme_head_on_each_span_mean(predictor):
+    """Spans pooled at once from prefix sums score as a per-span mean would, whatever row
+    and offset their text has in the pass."""
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 10, predictor.bundle.model.theme_head.in_features)
+    places = [(0, 0), (0, 4), (2, 1), (1, 0)]  # (row, first token) of each text in the pass
+    idx = [5, 2, 0, 7]
+    token_spans = {5: [(0, 2), (2, 4)], 2: [(1, 6)], 0: [], 7: [(0, 1), (3, 9), (2, 3)]}
+    spans = [token_spans.get(i, []) for i in range(8)]
+    span_p = [np.zeros((0, len(predictor.theme_ids)), np.float32) for _ in range(8)]
+    predictor._score_spans(hidden, places, idx, spans, span_p)
+    head = predictor.bundle.model.theme_head
+    for (row, at), i in zip(places, idx, strict=True):
+        expected = [
+            torch.sigmoid(head(hidden[row, at + a : at + b].mean(0))).detach().numpy()
+            for a, b in token_spans[i]
+        ]
+        assert span_p[i].shape == (len(token_spans[i]), len(predictor.theme_ids))
+        for got, want in zip(span_p[i], expected, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_evidence_in_a_batch_is_the_evidence_of_each_text_alone(predictor):
+    predictor.thresholds = np.zeros(len(predictor.theme_ids), dtype=np.float32)  # every theme on
+    try:
+        texts = [
+            "Delivery took three weeks. The agent was rude. Prices went up.",
+            "ok",
+            "The bot said it was human. I want a person! My data was shared.",
+            "快递太慢了。客服态度很好。价格太贵了。",
+            "App crashes daily. Refund never came.",
+        ]
+        batch = predictor.predict(texts)
+        for text, pred in zip(texts, batch, strict=True):
+            assert pred.evidence == predictor.predict([text])[0].evidence
+    finally:
+        predictor.thresholds = np.array(
+            [predictor.bundle.thresholds[t] for t in predictor.theme_ids], dtype=np.float32
+        )
+
+
 def test_needs_review_near_threshold_and_for_unevaluated_language(predictor):
     score = predictor.predict(["ok"], langs=["en"])[0].scores[predictor.theme_ids[0]]
     saved = predictor.thresholds.copy()
