@@ -194,11 +194,9 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
     source = Path(args.input)
     input_format(source)  # a clear error before the model loads
-    output = (
-        Path(args.output)
-        if args.output
-        else source.with_name(f"{source.stem}.scored{source.suffix}")
-    )
+    # .txt is read as CSV, so it is written as CSV; every other input format can be written.
+    suffix = ".csv" if source.suffix.lower() == ".txt" else source.suffix
+    output = Path(args.output) if args.output else source.with_name(f"{source.stem}.scored{suffix}")
     options = ScoreOptions(
         text_column=args.text_column,
         id_column=args.id_column,
@@ -826,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="bundle path (default: models/current)")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default="id", help="default: id (row numbers if absent)")
+    p.add_argument("--id-column", help="default: id if present, else row numbers")
     p.add_argument("--date-column", help="default: created_at, date or timestamp if present")
     p.add_argument("--metadata-columns", help="comma list (default: channel,segment where present)")
     p.add_argument("--lang-column", help="language codes, if known (default: lang if present)")
@@ -834,7 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", help="CSV delimiter (default: detected)")
     p.add_argument("--prefix", default="", help="prefix for the prediction columns")
     p.add_argument("--record", action="store_true", help="also write to the metrics store")
-    p.add_argument("--report", help="write a report (report.md, .json and .png)")
+    p.add_argument(
+        "--report", help="write a report: REPORT.md, with REPORT.json and REPORT.png beside it"
+    )
     p.add_argument("--restart", action="store_true", help="discard an unfinished run")
     p.add_argument("--keep-work", action="store_true", help="keep OUTPUT.cxwork/ at the end")
     p.add_argument("--engine", choices=["local", "ray"], default="local")

@@ -87,7 +87,8 @@ def base_model_dir() -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # split("\n"): JSON leaves U+2028 and U+0085 unescaped, and splitlines() splits at them
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 # -- metrics store backends ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A run's cache of predictions by normalised text, on disk (SQLite), so identical texts are
-scored once per run, memory stays flat, and a resumed run reuses what was scored before."""
+"""A run's cache of predictions by text, on disk (SQLite), so identical texts are scored once
+per run, memory stays flat, and a resumed run reuses what was scored before."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from service.text import normalise_for_dedup
-
 
 def text_key(text: str, lang: str | None) -> str:
-    """Identical after whitespace and case folding (and with the same given language)."""
-    return hashlib.sha1(f"{lang or ''}\0{normalise_for_dedup(text)}".encode()).hexdigest()
+    """The same key for the same text with the same given language. Exact, not folded: the
+    model is cased, and each row's evidence must be a sentence of its own text."""
+    return hashlib.sha1(f"{lang or ''}\0{text}".encode()).hexdigest()
 
 
 class PredictionCache:

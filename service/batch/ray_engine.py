@@ -128,8 +128,9 @@ def score_with_ray(
         )
     if options.text_column not in reader.columns:
         raise InputError(f"{source}: no column {options.text_column!r} (columns: {reader.columns})")
-    if options.id_column not in reader.columns:
-        raise InputError(f"{source}: --engine ray needs an id column ({options.id_column!r})")
+    id_column = options.id_column or "id"
+    if id_column not in reader.columns:
+        raise InputError(f"{source}: --engine ray needs an id column ({id_column!r})")
     if options.record:
         raise InputError(
             "--record is not supported with --engine ray; record with the local engine"
@@ -139,7 +140,7 @@ def score_with_ray(
     )
     opts = {
         "text_column": options.text_column,
-        "id_column": options.id_column,
+        "id_column": id_column,
         "lang_column": lang_column,
         "prefix": options.prefix,
     }

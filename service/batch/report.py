@@ -153,10 +153,14 @@ class ReportStats:
         plt.close(fig)
 
     def write(self, report_path: Path, title: str) -> list[Path]:
-        """``report.md`` plus ``report.json`` and ``report.png`` beside it."""
+        """``report.md`` plus ``report.json`` and ``report.png`` beside it (``report.json`` or
+        ``report`` give the same three files: none overwrites another)."""
+        if report_path.suffix.lower() in {".md", ".json", ".png"}:
+            report_path = report_path.with_suffix("")
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        png = report_path.with_suffix(".png")
-        js = report_path.with_suffix(".json")
+        png = report_path.with_name(report_path.name + ".png")
+        js = report_path.with_name(report_path.name + ".json")
+        report_path = report_path.with_name(report_path.name + ".md")
         self.chart(png)
         report_path.write_text(self.markdown(title, png.name), encoding="utf-8")
         js.write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")

@@ -40,7 +40,7 @@ class ScoreOptions:
     """What to read and how; ``None`` columns are taken when the input has them."""
 
     text_column: str = "text"
-    id_column: str = "id"
+    id_column: str | None = None  # default: id, if present (else row numbers)
     date_column: str | None = None  # default: created_at, date or timestamp, if present
     metadata_columns: list[str] | None = None  # default: channel and segment, if present
     lang_column: str | None = None  # default: lang, if present
@@ -139,7 +139,20 @@ class Job:
                 f"{self.input}: no column {o.text_column!r} (columns: {cols}); "
                 "choose one with --text-column"
             )
-        self.has_id = o.id_column in cols
+        if o.id_column and o.id_column not in cols:
+            raise InputError(
+                f"{self.input}: no id column {o.id_column!r} (columns: {cols}); leave "
+                "--id-column out to number the rows"
+            )
+        self.id_column = o.id_column or "id"
+        self.has_id = self.id_column in cols
+        if o.record and not self.has_id:
+            # Row numbers restart with every file: a second file would overwrite the first
+            # one's records in the store.
+            raise InputError(
+                f"{self.input}: --record needs an id column (no {self.id_column!r} in "
+                f"{cols}); name one with --id-column"
+            )
         self.date_column = o.date_column or _first_present(cols, "created_at", "date", "timestamp")
         if o.date_column and o.date_column not in cols:
             raise InputError(f"{self.input}: no date column {o.date_column!r} (columns: {cols})")
@@ -150,6 +163,10 @@ class Job:
             if missing:
                 raise InputError(f"{self.input}: no metadata columns {missing} (columns: {cols})")
             self.metadata_columns = list(o.metadata_columns)
+        if o.lang_column and o.lang_column not in cols:
+            raise InputError(
+                f"{self.input}: no language column {o.lang_column!r} (columns: {cols})"
+            )
         self.lang_column = o.lang_column or _first_present(cols, "lang", "language")
         self.columns = PredictionColumns(
             predictor.theme_ids, predictor.sentiments, o.prefix, with_lang=self.lang_column is None
@@ -158,11 +175,18 @@ class Job:
         self.columns.check_collisions(self.output_columns, self.output_format, self.output)
         self.work = self.output.with_name(self.output.name + ".cxwork")
         self.errors_path = self.output.with_name(self.output.stem + ".errors.csv")
+        for what, path in (("output", self.output), ("errors file", self.errors_path)):
+            if path.resolve() == self.input.resolve():
+                raise InputError(
+                    f"{self.input}: the {what} would overwrite the input; choose another -o"
+                )
 
     # -- the run's identity ------------------------------------------------------------------
     def _identity(self) -> dict:
         o = asdict(self.options)
-        for k in ("record", "restart", "keep_work"):
+        # ``record`` stays: a run resumed with --record must not skip recording the chunks
+        # scored before the interruption without it.
+        for k in ("restart", "keep_work"):
             o.pop(k)
         return {
             "format": WORK_FORMAT,
@@ -191,7 +215,7 @@ class Job:
 
     # -- phase 1: score ----------------------------------------------------------------------
     def _row_id(self, record: Record) -> Any:
-        return record.values.get(self.options.id_column) if self.has_id else record.number
+        return record.values.get(self.id_column) if self.has_id else record.number
 
     def _problem(self, record: Record) -> str | None:
         if record.problem:
@@ -294,42 +318,26 @@ class Job:
     def _assemble(self, summary: RunSummary) -> None:
         segment = _first_present(self.metadata_columns, "segment", "channel")
         stats = ReportStats(self.predictor.theme_ids, self.predictor.sentiments, segment)
-        tmp_out = self.output.with_name(self.output.name + ".tmp" + self.output.suffix)
-        tmp_err = self.errors_path.with_name(self.errors_path.name + ".tmp")
+        # Temporary names no reader takes for data (not *.parquet, *.csv): an interrupted run
+        # leaves nothing that looks like a finished output.
+        tmp_out = self.output.with_name(self.output.name + ".partial")
+        tmp_err = self.errors_path.with_name(self.errors_path.name + ".partial")
         writer = OutputWriter(
             tmp_out,
             self.output_columns,
             self.columns,
-            self.reader.arrow_schema if self.has_id else None,
-            self.reader.delimiter or ",",
+            self._output_schema(),
+            "\t" if self.output.suffix.lower() == ".tsv" else self.reader.delimiter or ",",
+            fmt=self.output_format,
         )
-        with tmp_err.open("w", encoding="utf-8", newline="") as err_fh:
-            errors = csv.writer(err_fh)
-            errors.writerow(["row", "id", "reason"])
-            try:
-                for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
-                    lines = self._chunk_path(k).read_text(encoding="utf-8").splitlines()
-                    entries = {e["n"]: e for e in map(json.loads, lines)}
-                    values, predictions = [], []
-                    for record in chunk:
-                        e = entries[record.number]
-                        summary.rows += 1
-                        if "error" in e:
-                            errors.writerow([record.number, e["id"], e["error"]])
-                            summary.errors += 1
-                            summary.error_lines.append(
-                                f"{self.input}: row {record.number}: {e['error']}; skipped"
-                            )
-                            continue
-                        p = {**e["p"], "id": e["id"]}
-                        row = record.values if self.has_id else {"id": e["id"], **record.values}
-                        values.append(row)
-                        predictions.append(p)
-                        stats.add(p, record.values.get(segment) if segment else None)
-                    writer.write(values, predictions)
-                    summary.scored += len(values)
-            finally:
-                writer.close()
+        try:
+            self._write_output(writer, tmp_err, stats, segment, summary)
+        except BaseException:
+            writer.abort()
+            tmp_out.unlink(missing_ok=True)
+            tmp_err.unlink(missing_ok=True)
+            raise
+        writer.close()
         os.replace(tmp_out, self.output)
         if summary.errors:
             os.replace(tmp_err, self.errors_path)
@@ -338,6 +346,44 @@ class Job:
             tmp_err.unlink()
             self.errors_path.unlink(missing_ok=True)
         summary.stats = stats
+
+    def _output_schema(self):
+        """Parquet: the input's column types, with an int64 ``id`` first when row numbers
+        are added (without it every column would be written as a string)."""
+        schema = self.reader.arrow_schema
+        if schema is None or self.has_id:
+            return schema
+        import pyarrow as pa
+
+        return pa.schema([pa.field("id", pa.int64()), *schema])
+
+    def _write_output(self, writer: OutputWriter, tmp_err: Path, stats, segment, summary) -> None:
+        with tmp_err.open("w", encoding="utf-8", newline="") as err_fh:
+            errors = csv.writer(err_fh)
+            errors.writerow(["row", "id", "reason"])
+            for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
+                # split("\n"), not splitlines(): that also splits at U+2028, U+0085 and
+                # others, which json.dumps leaves unescaped inside texts and ids.
+                lines = self._chunk_path(k).read_text(encoding="utf-8").split("\n")
+                entries = {e["n"]: e for e in map(json.loads, filter(None, lines))}
+                values, predictions = [], []
+                for record in chunk:
+                    e = entries[record.number]
+                    summary.rows += 1
+                    if "error" in e:
+                        errors.writerow([record.number, e["id"], e["error"]])
+                        summary.errors += 1
+                        summary.error_lines.append(
+                            f"{self.input}: row {record.number}: {e['error']}; skipped"
+                        )
+                        continue
+                    p = {**e["p"], "id": e["id"]}
+                    row = record.values if self.has_id else {"id": e["id"], **record.values}
+                    values.append(row)
+                    predictions.append(p)
+                    stats.add(p, record.values.get(segment) if segment else None)
+                writer.write(values, predictions)
+                summary.scored += len(values)
 
     # -- the run ---------------------------------------------------------------------------
     def run(
@@ -360,17 +406,24 @@ class Job:
             smoothing=0.1,
         )
         try:
-            for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
-                if self._chunk_path(k).exists():
-                    summary.resumed_chunks += 1
-                else:
-                    self._score_chunk(k, chunk, cache, summary)
-                    if on_chunk is not None:
-                        on_chunk(k)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-            cache.close()
+            try:
+                for k, chunk in enumerate(self.reader.chunks(self.options.chunk_rows)):
+                    if self._chunk_path(k).exists():
+                        summary.resumed_chunks += 1
+                    else:
+                        self._score_chunk(k, chunk, cache, summary)
+                        if on_chunk is not None:
+                            on_chunk(k)
+                    bar.update(len(chunk))
+            finally:
+                bar.close()
+                cache.close()
+        except InputError:
+            # Nothing scored yet: leave no unfinished run behind, so the command the error
+            # suggests (another --encoding, a fixed file) runs without --restart.
+            if not any(self.work.glob("chunk-*.jsonl")):
+                shutil.rmtree(self.work, ignore_errors=True)
+            raise
         self._assemble(summary)
         if not self.options.keep_work:
             shutil.rmtree(self.work)

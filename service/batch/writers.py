@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,10 @@ class OutputWriter:
         columns: PredictionColumns,
         input_schema=None,
         delimiter: str = ",",
+        fmt: str | None = None,
     ) -> None:
-        self.path, self.fmt = path, output_format(path)
+        """``fmt``: the format, when ``path`` is a temporary name (default: by its suffix)."""
+        self.path, self.fmt = path, fmt or output_format(path)
         self.input_columns, self.columns = input_columns, columns
         self.input_schema = input_schema
         self.delimiter = "\t" if path.suffix.lower() == ".tsv" else delimiter
@@ -161,8 +164,9 @@ class OutputWriter:
         self.rows += len(values)
         if self.fmt == "jsonl":
             for v, p in zip(values, predictions, strict=True):
+                row = {k: _finite(x) for k, x in v.items()}
                 self._fh.write(
-                    json.dumps({**v, **self.columns.nested(p)}, ensure_ascii=False, default=str)
+                    json.dumps({**row, **self.columns.nested(p)}, ensure_ascii=False, default=str)
                     + "\n"
                 )
         elif self.fmt == "csv":
@@ -191,6 +195,15 @@ class OutputWriter:
                 row = [_excel(v.get(c)) for c in self.input_columns]
                 self._sheet.append(row + [_excel(x) for x in self.columns.flat(p, False).values()])
 
+    def abort(self) -> None:
+        """Close without finishing the file (the caller deletes it): an interrupted run must
+        not leave a file that looks complete."""
+        if self._fh is not None:
+            self._fh.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        self._book = None
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.flush()
@@ -199,6 +212,14 @@ class OutputWriter:
             self._parquet.close()
         if self._book is not None:
             self._book.save(self.path)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (from Parquet or Excel cells) as null: JSON has no such numbers,
+    and strict parsers (jq, JavaScript) reject the ``NaN`` that ``json.dumps`` would write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _string(value: Any) -> str | None:

@@ -535,3 +535,63 @@ def test_ids_and_dates_the_store_cannot_take_are_bad_rows_with_record(predictor,
     # Without --record the ids are only echoed into the output: a long id is fine there.
     summary = run(predictor, src, tmp_path / "plain.jsonl")
     assert summary.scored == 3
+
+
+# -- options and paths that would lose or mix up data ---------------------------------------
+@pytest.mark.parametrize("target", ["in.csv", "in.errors.csv"])
+def test_an_output_or_errors_file_over_the_input_is_refused(tiny_bundle, tmp_path, capsys, target):
+    src = write_csv(tmp_path / "in.csv", ["id", "text"], [["1", "Slow app"], ["2", ""]])
+    before = src.read_bytes()
+    out = tmp_path / ("in.csv" if target == "in.csv" else "in.jsonl")
+    if target == "in.errors.csv":  # an input named like the output's errors file
+        src = src.rename(tmp_path / "in.errors.csv")
+        out = tmp_path / "in.csv"
+    code, err = score_cli(tiny_bundle, capsys, src, out)
+    assert code == 2 and "would overwrite the input" in err
+    assert src.read_bytes() == before
+
+
+def test_record_without_an_id_column_is_refused(predictor, tmp_path):
+    """Row numbers restart with every file: a second file would replace the first's records."""
+    src = write_csv(tmp_path / "march.csv", ["text", "channel"], [["Too slow", "web"]])
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(InputError, match="--record needs an id column"):
+        run(predictor, src, tmp_path / "out.jsonl", store=store, record=True)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"id_column": "ticket_id"}, "no id column 'ticket_id'"),
+        ({"lang_column": "language_code"}, "no language column 'language_code'"),
+    ],
+)
+def test_a_named_column_that_is_missing_is_an_error(predictor, tmp_path, option, message):
+    src = write_csv(tmp_path / "in.csv", ["id", "ticket", "text"], [["7", "T1", "Slow app"]])
+    with pytest.raises(InputError, match=message):
+        run(predictor, src, tmp_path / "out.csv", **option)
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x1c"])
+def test_line_separator_characters_in_texts_and_ids_are_scored(predictor, tmp_path, char):
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": f"a{char}b", "text": f"Way too{char}expensive for what it does"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = run(predictor, src, tmp_path / "out.jsonl")
+    assert summary.scored == 1
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == [f"a{char}b"]
+
+
+def test_after_a_fatal_input_error_the_suggested_fix_runs_without_restart(
+    tiny_bundle, tmp_path, capsys
+):
+    src = tmp_path / "in.csv"
+    # The bad byte comes after the part read to sniff the file, so the run has started.
+    good = b"".join(b"%d,Delivery was slow again\n" % k for k in range(1, 601))
+    src.write_bytes(b"id,text\n" + good + b"601,Caf\xe9 was slow\n")
+    out = tmp_path / "out.jsonl"
+    code, err = score_cli(tiny_bundle, capsys, src, out)
+    assert code == 2 and "row 601" in err and "--encoding" in err
+    code, err = score_cli(tiny_bundle, capsys, src, out, "--encoding", "latin-1")
+    assert code == 0, err
+    assert read_jsonl(out)[-1]["text"] == "Café was slow"

@@ -161,3 +161,49 @@ def test_unreadable_inputs_are_clear_errors(predictor, tmp_path, name, content, 
     src.write_bytes(content)
     with pytest.raises(InputError, match=message):
         run(predictor, src, tmp_path / "out.jsonl")
+
+
+def test_parquet_without_an_id_column_keeps_its_types(predictor, tmp_path):
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": ["Too pricey", "Love it"], "n": [3, 4], "f": [1.5, 2.5]}), src)
+    run(predictor, src, tmp_path / "out.parquet")
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.schema.field("id").type == pa.int64()
+    assert table.schema.field("n").type == pa.int64()
+    assert table.schema.field("f").type == pa.float64()
+    assert table.column("id").to_pylist() == [1, 2]
+
+
+def test_jsonl_output_has_no_nan(predictor, tmp_path):
+    src = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table({"id": [1, 2], "text": ["Slow", "Fast"], "f": [float("nan"), 1.0]}), src
+    )
+    run(predictor, src, tmp_path / "out.jsonl")
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the output"))
+        for line in lines
+    ]
+    assert [r["f"] for r in rows] == [None, 1.0]
+
+
+def test_txt_input_is_written_as_csv_by_default(tiny_bundle, tmp_path, capsys):
+    from service.cli import main
+
+    src = tmp_path / "notes.txt"
+    src.write_text("id,text\n1,Slow app\n", encoding="utf-8")
+    assert main(["score", str(src), "--model", str(tiny_bundle), "-q"]) == 0, capsys.readouterr()
+    with (tmp_path / "notes.scored.csv").open(encoding="utf-8") as fh:
+        assert [r["id"] for r in csv.DictReader(fh)] == ["1"]
+
+
+@pytest.mark.parametrize("name", ["rep.json", "rep", "rep.md"])
+def test_a_report_path_never_overwrites_its_own_files(predictor, tmp_path, name):
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,Slow app\n", encoding="utf-8")
+    summary = run(predictor, src, tmp_path / "out.csv")
+    written = summary.stats.write(tmp_path / name, "t")
+    assert sorted(p.name for p in written) == ["rep.json", "rep.md", "rep.png"]
+    assert (tmp_path / "rep.md").read_text().startswith("#")
+    assert json.loads((tmp_path / "rep.json").read_text())["rows_scored"] == 1

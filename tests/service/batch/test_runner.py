@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from service.batch.readers import InputError
@@ -48,14 +49,86 @@ class Stop(Exception):
 
 def test_identical_texts_are_scored_once(predictor, tmp_path):
     src = tmp_path / "in.jsonl"
-    rows = ["Too expensive!", "too   EXPENSIVE!", "Too expensive!", "Slow delivery"] * 5
+    rows = ["Too expensive!", "Slow delivery", "Too expensive!"] * 5
     src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(rows)))
     summary = Job(predictor, src, tmp_path / "out.jsonl", ScoreOptions(chunk_rows=7)).run(
         progress=False
     )
-    assert summary.scored == 20 and summary.texts_scored == 2
+    assert summary.scored == 15 and summary.texts_scored == 2
     out = read_jsonl(tmp_path / "out.jsonl")
-    assert out[0]["scores"] == out[1]["scores"] == out[18]["scores"]
+    assert out[0]["scores"] == out[2]["scores"] == out[14]["scores"]
+
+
+def test_texts_that_differ_in_case_or_spacing_get_their_own_scores_and_evidence(
+    predictor, tmp_path
+):
+    """The model is cased, and each row's evidence must be a sentence of its own text."""
+    predictor.thresholds = np.zeros(len(predictor.theme_ids))  # every theme on: evidence for all
+    try:
+        src = tmp_path / "in.jsonl"
+        rows = [
+            "The price is WAY too high. Support never answers.",
+            "the price is way too high.   support never answers.",
+        ]
+        src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(rows)))
+        summary = Job(predictor, src, tmp_path / "out.jsonl", ScoreOptions()).run(progress=False)
+    finally:
+        predictor.thresholds = np.array(
+            [predictor.bundle.thresholds[t] for t in predictor.theme_ids], dtype=np.float32
+        )
+    assert summary.texts_scored == 2
+    for row, text in zip(read_jsonl(tmp_path / "out.jsonl"), rows, strict=True):
+        assert row["evidence"] and all(e in text for e in row["evidence"].values())
+        assert row["scores"] == predictor.predict([text])[0].scores
+
+
+def test_a_resumed_run_with_record_records_the_chunks_scored_before(predictor, tmp_path):
+    from service.store import Store
+
+    src = tmp_path / "in.jsonl"
+    write_input(src, 30)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(Stop):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
+            progress=False, on_chunk=lambda k: (_ for _ in ()).throw(Stop)
+        )
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    # The unfinished run did not record its first chunk: resuming it with --record would
+    # silently leave those rows out of the store, so it must start over.
+    with pytest.raises(InputError, match="--restart"):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10, record=True), store=store).run(
+            progress=False
+        )
+    summary = Job(
+        predictor, src, out, ScoreOptions(chunk_rows=10, record=True, restart=True), store=store
+    ).run(progress=False)
+    assert summary.recorded == 30
+
+
+def test_an_interrupted_assembly_leaves_no_output_that_looks_finished(
+    predictor, tmp_path, monkeypatch
+):
+    from service.batch import writers
+
+    src = tmp_path / "in.jsonl"
+    write_input(src, 30)
+    src.write_text(src.read_text() + '{"id": "bad", "text": ""}\n')
+    written = []
+
+    def interrupt(self, values, predictions):
+        written.append(len(values))
+        if len(written) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(writers.OutputWriter, "write", interrupt)
+    for name in ("out.parquet", "out.csv", "out.jsonl"):
+        written.clear()
+        with pytest.raises(KeyboardInterrupt):
+            Job(predictor, src, tmp_path / name, ScoreOptions(chunk_rows=10)).run(progress=False)
+        leftovers = sorted(
+            p.name for p in tmp_path.iterdir() if p.is_file() and p.name != "in.jsonl"
+        )
+        assert leftovers == [], name
 
 
 def test_an_interrupted_run_resumes_to_identical_output(predictor, tmp_path):
