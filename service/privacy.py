@@ -162,17 +162,31 @@ def mask_pii(text: str) -> str:
 
 
 def mask_value(value: Any) -> Any:
-    """Mask strings anywhere inside ``value`` (dicts, lists, tuples); other values are returned
-    unchanged. Dict keys are kept as they are."""
+    """Mask strings anywhere inside ``value`` (dicts, lists, tuples), dict keys included, and
+    numbers that hold personal data: a phone or card number sent as a JSON number becomes its
+    masked string (``13812345678`` -> ``"[PHONE]"``). Other values are returned unchanged. Keys
+    that mask alike (two emails) collide: the last one's value is kept."""
     if isinstance(value, str):
         return mask_pii(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _mask_number(value)
     if isinstance(value, dict):
-        return {k: mask_value(v) for k, v in value.items()}
+        return {mask_value(k): mask_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_value(v) for v in value]
     if isinstance(value, tuple):
         return tuple(mask_value(v) for v in value)
     return value
+
+
+def _mask_number(value: int | float) -> int | float | str:
+    """``value``, or the masked form of its decimal digits where these are personal data."""
+    # Whole floats as their digits ("4111111111111111", not "4.111111111111111e+15"); NaN and
+    # infinities give "nan" and "inf", nothing to mask.
+    whole = isinstance(value, float) and value.is_integer()
+    digits = str(int(value)) if whole else repr(value)
+    masked = mask_pii(digits)
+    return value if masked == digits else masked
 
 
 def _add_non_overlapping(chosen: list[Span], spans: Iterable[Span]) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,16 @@ def create_store_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL mode, foreign keys and a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        in_memory = _sqlite_in_memory(parsed)
+        if not in_memory:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_pre_ping=True,
+            # Each connection to ":memory:" is a database of its own: every thread (the API's
+            # threadpool) must share the one connection that was migrated.
+            **({"poolclass": StaticPool} if in_memory else {}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -40,6 +47,11 @@ def create_store_engine(url: str) -> Engine:
         pool_timeout=10,
         connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
     )
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    """``sqlite://``, ``sqlite:///:memory:`` or a ``mode=memory`` URI."""
+    return not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -96,15 +108,65 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision``. Safe to call from several replicas at once."""
+    _run_alembic(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back down to ``revision`` (an operator's tool; the service only upgrades)."""
+    _run_alembic(engine, command.downgrade, revision)
+
+
+def _run_alembic(engine: Engine, step, revision: str) -> None:
     config = alembic_config()
-    # A write transaction from the start: on SQLite, workers starting together then queue for
-    # the lock instead of failing with "database is locked".
-    with write_transaction(engine) as connection:
-        if connection.dialect.name == "postgresql":
-            # Replicas starting together migrate one at a time; the lock ends with the transaction.
-            connection.execute(text("SELECT pg_advisory_xact_lock(7215093)"))
+    with engine.connect() as connection, migration_transaction(connection):
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
+
+
+@contextmanager
+def migration_transaction(connection: Connection) -> Iterator[Connection]:
+    """The one transaction a migration run takes, begun before Alembic starts.
+
+    It is a write transaction from the start: replicas starting together queue for it (SQLite:
+    BEGIN IMMEDIATE; PostgreSQL: an advisory lock) instead of failing with "database is
+    locked" or running Alembic's process-global context at once. On SQLite, foreign keys are
+    off around it, or rebuilding a table (batch mode) cascades into the rows that reference it.
+    """
+    with (
+        _sqlite_foreign_keys_off(connection),
+        connection.execution_options(cx_write=True).begin(),
+    ):
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7215093)"))
+        yield connection
+        if connection.dialect.name == "sqlite":
+            _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """``PRAGMA foreign_keys=OFF`` for the block, then as before. The pragma is a no-op inside a
+    transaction, so it goes straight to the driver: SQLAlchemy would begin one first."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    if connection.in_transaction():
+        raise RuntimeError("foreign keys cannot be turned off inside a transaction")
+    driver = connection.connection.driver_connection
+    was_on = driver.execute("PRAGMA foreign_keys").fetchone()[0]
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if was_on:
+            driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """With foreign keys off nothing checked them: a migration that broke one is rolled back."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -59,6 +59,15 @@ def _bucket(column, interval: Interval, dialect: str) -> ColumnElement:
     raise NotImplementedError(f"metrics are not implemented for the {dialect} dialect")
 
 
+def _period_after(day: date, interval: Interval) -> date | None:
+    """The start of the period after the one that contains ``day``; None past the calendar's
+    end (year 9999), where there is nothing after it to leave out."""
+    try:
+        return shift_period(period_start(day, interval), interval, 1)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _as_date(value) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -104,10 +113,12 @@ def theme_metrics(
     theme: str | None = None,
 ) -> list[PeriodStat]:
     """Per period (and group): item count, and per theme its count, share, sentiment split and
-    change against the previous period."""
+    change against the previous period. Periods are whole, the first and the last too, so they
+    may reach outside the window: the window's own totals are ``summary``'s."""
     first_day, stop = day_range(start, end)
     first = period_start(first_day, interval)
     query_start = shift_period(first, interval, -1)  # the period before, for the change
+    query_stop = _period_after(stop - timedelta(days=1), interval)  # the last period whole
     d = daily_counts.c
     period = _bucket(d.day, interval, engine.dialect.name).label("period")
     query = (
@@ -119,9 +130,11 @@ def theme_metrics(
             func.sum(d.n).label("n"),
             func.sum(d.n_review).label("review"),
         )
-        .where(d.dim == (group_by or "all"), d.day >= query_start, d.day < stop)
+        .where(d.dim == (group_by or "all"), d.day >= query_start)
         .group_by(period, d.value, d.theme, d.sentiment)
     )
+    if query_stop is not None:
+        query = query.where(d.day < query_stop)
     if theme:
         query = query.where(d.theme.in_([NONE, theme]))
 

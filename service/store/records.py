@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, text
@@ -17,6 +20,7 @@ from service.store.tables import (
     DIMENSIONS,
     GROUP_KEY_LENGTH,
     ID_LENGTH,
+    LANG_LENGTH,
     NONE,
     daily_counts,
     feedback,
@@ -55,21 +59,34 @@ def _no_nul(value: str | None) -> str | None:
     return value.replace("\x00", "") if value else value
 
 
-def _group_key(value: Any) -> str | None:
+def _group_key(value: Any, length: int = GROUP_KEY_LENGTH) -> str | None:
+    """A group column's value: masked, then cut to the column (PostgreSQL would refuse a
+    longer one, and with it the whole chunk)."""
     value = _no_nul(None if value is None else str(value))
     if value is None or not value.strip():
         return None
-    return mask_pii(value.strip())[:GROUP_KEY_LENGTH]
+    return mask_pii(value.strip())[:length]
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
+    """``value`` as JSON can hold it: values from Parquet or Excel columns (dates, times,
+    decimals, bytes) become strings, and NaN or infinities, which JSON (and PostgreSQL's json
+    type) does not allow, become None."""
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    return value
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, date | time):  # datetime included
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact, where a float would round
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)  # anything else (UUID, numpy scalars...): never fail the whole write
 
 
 def review_margin(scores: Mapping[str, float], thresholds: Mapping[str, float] | None):
@@ -107,7 +124,7 @@ def build_rows(
             "created_at": _created_at(meta, received_at),
             "channel": _group_key(meta.get("channel")),
             "segment": _group_key(meta.get("segment")),
-            "lang": (_no_nul(p.lang) or None),
+            "lang": _group_key(p.lang, LANG_LENGTH),
             "sentiment": p.sentiment,
         }
         item_rows.append(

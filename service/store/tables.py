@@ -30,6 +30,7 @@ metadata = MetaData()
 
 ID_LENGTH = 255
 GROUP_KEY_LENGTH = 200
+LANG_LENGTH = 32
 
 feedback = Table(
     "feedback",
@@ -39,7 +40,7 @@ feedback = Table(
     Column("received_at", DateTime, nullable=False),
     Column("channel", String(GROUP_KEY_LENGTH)),
     Column("segment", String(GROUP_KEY_LENGTH)),
-    Column("lang", String(32)),
+    Column("lang", String(LANG_LENGTH)),
     Column("sentiment", String(32), nullable=False),
     Column("sentiment_scores", JSON, nullable=False),
     Column("scores", JSON, nullable=False, comment="Every theme's probability."),
@@ -77,7 +78,7 @@ feedback_themes = Table(
     Column("created_at", DateTime, nullable=False),
     Column("channel", String(GROUP_KEY_LENGTH)),
     Column("segment", String(GROUP_KEY_LENGTH)),
-    Column("lang", String(32)),
+    Column("lang", String(LANG_LENGTH)),
     Column("sentiment", String(32), nullable=False),
     Index("ix_feedback_themes_created_at_theme", "created_at", "theme"),
     Index("ix_feedback_themes_channel_created_at", "channel", "created_at"),

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from service.api.deps import AUTH_ERRORS, INVALID_INPUT, STORE_UNAVAILABLE, AdminScope, StoreDep
 from service.api.schemas import ErrorResponse
@@ -13,8 +14,18 @@ from service.api.schemas import ErrorResponse
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
+class ItemIdConvertor(PathConvertor):
+    """Any recorded id: "/" included (sent as %2F), as Starlette's "path" allows, and newlines
+    too, which its ``.*`` does not match (such a path would get the router's bare 404)."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("any_id", ItemIdConvertor())
+
+
 @router.delete(
-    "/feedback/{item_id}",
+    "/feedback/{item_id:any_id}",
     status_code=204,
     response_class=Response,
     dependencies=[AdminScope],

@@ -260,7 +260,8 @@ async function load() {
     const ids = state.taxonomy.themes.map((x) => x.id)
       .sort((a, b) => ((totals.themes[b] || {}).count || 0) - ((totals.themes[a] || {}).count || 0));
     state.data = { trend, groups, summary, lately, totals };
-    $("kpi-count").textContent = totals.items.toLocaleString();
+    // The window's own count: trend periods are whole, so their sum can reach past the window.
+    $("kpi-count").textContent = summary.feedback_count.toLocaleString();
     $("kpi-review").textContent = pct(summary.review_share);
     $("kpi-top").textContent = summary.top_themes.length ? themeName(summary.top_themes[0].theme) : "–";
     drawTrend(trend.periods, ids);

@@ -1,16 +1,33 @@
 """Alembic environment: runs on the connection that ``service.store.engine.migrate`` passes in,
-or on ``CXTHEMES_DATABASE_URL`` when run by the ``alembic`` command itself."""
+or on ``CXTHEMES_DATABASE_URL`` when run by the ``alembic`` command itself. Either way the
+migrations run inside ``migration_transaction`` (one write transaction; on SQLite with foreign
+keys off)."""
 
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from service.store.tables import metadata
 
 config = context.config
 
 
-def _run(connection) -> None:
+def _refuse_cascading_rebuilds(connection: Connection) -> None:
+    """On SQLite a migration that rebuilds a table (batch mode: copy, DROP, rename) with foreign
+    keys on deletes every row that references it (ON DELETE CASCADE); they can only be turned
+    off outside a transaction, so a connection that arrives in one with them on is refused."""
+    if connection.dialect.name != "sqlite":
+        return
+    if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError(
+            "SQLite foreign keys are on: run migrations through "
+            "service.store.engine.migrate/downgrade (or migration_transaction)"
+        )
+
+
+def _run(connection: Connection) -> None:
+    _refuse_cascading_rebuilds(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -26,8 +43,8 @@ if connection is not None:
     _run(connection)
 else:
     from service.core.config import get_settings
-    from service.store.engine import create_store_engine
+    from service.store.engine import create_store_engine, migration_transaction
 
     engine = create_store_engine(get_settings().database_url)
-    with engine.begin() as conn:
+    with engine.connect() as conn, migration_transaction(conn):
         _run(conn)

@@ -136,3 +136,18 @@ def test_erasure(client):
         "/v1/metrics/summary", params={"start": "2026-11-01", "end": "2026-11-08"}
     ).json()
     assert data["feedback_count"] == 1
+
+
+def test_erasure_of_ids_with_a_slash_or_a_newline(client):
+    for prefix in ("order/1", "a/b\nc"):
+        body = {"items": _items("2026-11-03", 1, "app", prefix), "record": True}
+        assert client.post("/v1/classify", json=body).json()["recorded"] == 1
+    assert client.delete("/v1/feedback/order%2F1-0").status_code == 204
+    assert client.delete("/v1/feedback/a%2Fb%0Ac-0").status_code == 204
+    gone = client.delete("/v1/feedback/order%2F1-0")
+    assert gone.status_code == 404
+    assert gone.json() == {"detail": {"field": "item_id", "message": "no such recorded item"}}
+    data = client.get(
+        "/v1/metrics/summary", params={"start": "2026-11-01", "end": "2026-11-08"}
+    ).json()
+    assert data["feedback_count"] == 0

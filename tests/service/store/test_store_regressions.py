@@ -1,0 +1,215 @@
+"""Regressions found in review of the metrics store: masking of the language and of metadata
+numbers and keys, metadata types JSON cannot hold, SQLite downgrades, in-memory stores used
+from other threads, and whole calendar periods at both ends of a window."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, time
+from decimal import Decimal
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select, text
+
+from service.store import RecordInput, Store
+from service.store.engine import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    migrate,
+    write_transaction,
+)
+from service.store.records import rebuild_rollup
+from service.store.tables import daily_counts, feedback, feedback_themes
+from tests.service.store.test_store import SENTIMENTS, THEMES, count, item, prediction
+
+
+@pytest.fixture
+def store(store_url):
+    s = Store.open(store_url)
+    yield s
+    s.close()
+
+
+def stored_meta(store, item_id: str) -> dict:
+    with store.engine.connect() as c:
+        return c.execute(select(feedback.c.meta).where(feedback.c.id == item_id)).scalar_one()
+
+
+def with_meta(item_id: str, meta: dict, lang: str | None = "en") -> RecordInput:
+    return RecordInput(
+        id=item_id,
+        text="some feedback",
+        prediction=prediction(["pricing_value"], lang=lang),
+        metadata={"created_at": "2026-11-03T10:00:00Z", **meta},
+    )
+
+
+def test_language_is_masked_and_cut_in_every_table(store):
+    store.record(
+        [with_meta("a", {}, lang="bob@example.com"), with_meta("b", {}, lang="x" * 40)], "1"
+    )
+    with store.engine.connect() as c:
+        item_langs = set(c.execute(select(feedback.c.lang)).scalars())
+        theme_langs = set(c.execute(select(feedback_themes.c.lang)).scalars())
+        rollup = set(
+            c.execute(select(daily_counts.c.value).where(daily_counts.c.dim == "lang")).scalars()
+        )
+    assert item_langs == theme_langs == rollup == {"[EMAIL]", "x" * 32}
+    before = store.theme_metrics(
+        datetime(2026, 11, 2),
+        datetime(2026, 11, 9),
+        interval="week",
+        theme_ids=THEMES,
+        sentiments=SENTIMENTS,
+        group_by="lang",
+    )
+    rebuild_rollup(store.engine)  # the rollup agrees with the item rows it is rebuilt from
+    after = store.theme_metrics(
+        datetime(2026, 11, 2),
+        datetime(2026, 11, 9),
+        interval="week",
+        theme_ids=THEMES,
+        sentiments=SENTIMENTS,
+        group_by="lang",
+    )
+    assert {p.group: p.feedback_count for p in before} == {"[EMAIL]": 1, "x" * 32: 1}
+    assert before == after
+
+
+def test_numbers_and_keys_with_personal_data_are_masked_in_metadata(store):
+    meta = {
+        "phone": 13812345678,
+        "card": 4111111111111111,
+        "phone_float": 13812345678.0,
+        "age": 42,
+        "ratio": 1.5,
+        "vip": True,
+        "bob@corp.com": "key",
+        "nested": {"13812345678": [4111111111111111, 7]},
+    }
+    store.record([with_meta("m", meta)], "1")
+    stored = stored_meta(store, "m")
+    assert {k: v for k, v in stored.items() if k != "created_at"} == {
+        "phone": "[PHONE]",
+        "card": "[CARD]",
+        "phone_float": "[PHONE]",
+        "age": 42,
+        "ratio": 1.5,
+        "vip": True,
+        "[EMAIL]": "key",
+        "nested": {"[PHONE]": ["[CARD]", 7]},
+    }
+
+
+def test_metadata_values_json_cannot_hold_are_converted(store):
+    meta = {
+        "plan_start": date(2026, 1, 1),
+        "at": time(10, 30),
+        "amount": Decimal("1.10"),
+        "blob": b"ab",
+        "ratios": [float("nan"), float("inf"), float("-inf"), 0.25],
+    }
+    store.record([with_meta("j", meta)], "1")
+    stored = stored_meta(store, "j")
+    assert {k: v for k, v in stored.items() if k != "created_at"} == {
+        "plan_start": "2026-01-01",
+        "at": "10:30:00",
+        "amount": "1.10",  # exact: not the float 1.1
+        "blob": "YWI=",  # base64
+        "ratios": [None, None, None, 0.25],
+    }
+    with store.engine.connect() as c:  # valid JSON text: no NaN or Infinity tokens
+        raw = c.execute(text("SELECT CAST(meta AS TEXT) FROM feedback")).scalar_one()
+    assert "NaN" not in raw and "Infinity" not in raw
+
+
+def test_sqlite_downgrade_and_upgrade_keep_every_row(tmp_path):
+    """Rebuilding ``feedback`` on SQLite (batch mode) must not cascade into its themes."""
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    store.record(
+        [item("a", ["pricing_value", "human_support"], "2026-11-02"), item("b", [], "2026-11-03")],
+        "1",
+    )
+    downgrade(store.engine, "0001")
+    assert current_revision(store.engine) == "0001"
+    assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
+    migrate(store.engine)
+    assert current_revision(store.engine) == "0002"
+    assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
+    with store.engine.connect() as c:  # foreign keys are enforced again afterwards
+        assert c.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    # A connection already in a transaction cannot have them turned off: env.py refuses it.
+    config = alembic_config()
+    with write_transaction(store.engine) as connection:
+        config.attributes["connection"] = connection
+        with pytest.raises(RuntimeError, match="foreign keys are on"):
+            command.downgrade(config, "0001")
+    assert current_revision(store.engine) == "0002"
+    assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_store_is_shared_with_other_threads(url):
+    store = Store.open(url)
+    errors: list[Exception] = []
+
+    def write() -> None:
+        try:
+            store.record([item("t", ["pricing_value"], "2026-11-02")], "1")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert not errors
+    with store.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(feedback)).scalar_one() == 1
+    store.close()
+
+
+def test_monthly_periods_are_whole_at_both_ends_of_the_window(store):
+    store.record(
+        [
+            item("a", ["pricing_value"], "2026-10-02T10:00:00Z"),
+            item("b", ["pricing_value"], "2026-10-29T10:00:00Z"),
+            item("c", ["pricing_value"], "2026-11-05T10:00:00Z"),
+            item("d", ["pricing_value"], "2026-11-20T10:00:00Z"),
+        ],
+        "1",
+    )
+    start, end = datetime(2026, 10, 28), datetime(2026, 11, 10)
+    months = store.theme_metrics(
+        start, end, interval="month", theme_ids=THEMES, sentiments=SENTIMENTS
+    )
+    assert [(p.period, p.feedback_count) for p in months] == [
+        (date(2026, 10, 1), 2),
+        (date(2026, 11, 1), 2),
+    ]
+    assert {t.theme: t.count for t in months[1].themes}["pricing_value"] == 2
+    weeks = store.theme_metrics(
+        start, end, interval="week", theme_ids=THEMES, sentiments=SENTIMENTS
+    )
+    assert [(p.period, p.feedback_count) for p in weeks] == [
+        (date(2026, 10, 26), 1),
+        (date(2026, 11, 2), 1),
+    ]
+    # The window's own total is the summary's: only b and c fall inside it.
+    summary = store.summary(start, end, theme_ids=THEMES, sentiments=SENTIMENTS)
+    assert summary.feedback_count == 2
+
+
+def test_periods_reaching_the_end_of_the_calendar_do_not_overflow(store):
+    store.record([item("z", ["pricing_value"], "9999-12-20T10:00:00Z")], "1")
+    for interval in ("day", "week", "month"):
+        periods = store.theme_metrics(
+            datetime(9999, 12, 1),
+            datetime(9999, 12, 30, 12),
+            interval=interval,
+            theme_ids=THEMES,
+            sentiments=SENTIMENTS,
+        )
+        assert sum(p.feedback_count for p in periods) == 1, interval
