@@ -168,7 +168,9 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     evaluation = _training("evaluation")
     from service.bundle import resolve_model_path
+    from service.predictor import apply_torch_threads
 
+    apply_torch_threads(settings)
     model_path = resolve_model_path(args.model, settings.models_dir)
     result = evaluation.evaluate(
         model_path,
@@ -190,8 +192,9 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from service.batch.readers import input_format
     from service.batch.runner import Job, ScoreOptions
     from service.bundle import resolve_model_path
-    from service.predictor import Predictor, predictor_options
+    from service.predictor import Predictor, apply_torch_threads, predictor_options
 
+    apply_torch_threads(settings)
     source = Path(args.input)
     input_format(source)  # a clear error before the model loads
     # .txt is read as CSV, so it is written as CSV; every other input format can be written.

@@ -9,6 +9,15 @@ from functools import lru_cache
 _ALIASES = {"zh-tw": "zh", "zh-cn": "zh", "iw": "he", "jw": "jv"}
 
 
+def normalise_language(code: str | None) -> str | None:
+    """The language of a code a caller gave: ``"EN"``, ``"en-US"`` and ``"en_GB"`` are ``"en"``
+    (the model is evaluated per language, not per region); None when blank."""
+    if code is None or not code.strip():
+        return None
+    primary = code.strip().lower().replace("_", "-").split("-")[0]
+    return _ALIASES.get(primary, primary) or None
+
+
 @lru_cache(maxsize=1)
 def _identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier

@@ -28,7 +28,7 @@ import torch
 
 from service.backends.bf16 import ROWS_ATTENTION
 from service.bundle import Bundle, load_bundle
-from service.language import detect_language
+from service.language import detect_language, normalise_language
 from service.modeling import ThemeClassifier
 from service.text import split_sentences
 
@@ -520,7 +520,7 @@ class Predictor:
             reasons = []
             if np.any(np.abs(scores - self.thresholds) < self.review_margin):
                 reasons.append("score_near_threshold")
-            lang = langs[i] if langs is not None and langs[i] else None
+            lang = normalise_language(langs[i]) if langs is not None else None
             if lang is None:
                 detected, prob = detect_language(text)
                 lang = detected
@@ -565,6 +565,13 @@ class Predictor:
         return theme.reshape(len(preds), len(self.theme_ids)), sent.reshape(
             len(preds), len(self.sentiments)
         )
+
+
+def apply_torch_threads(settings) -> None:
+    """Give torch ``settings.torch_threads`` intra-op threads (for the torch and bf16 backends;
+    unset: torch's default). ``score``, ``evaluate`` and the API all call it before loading."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
 
 
 def predictor_options(settings, batch_size: int | None = None, api: bool = False) -> dict:

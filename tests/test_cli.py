@@ -211,3 +211,33 @@ def test_serve_sets_its_environment_before_torch_is_imported():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "False"
+
+
+def test_score_applies_the_torch_threads_setting(tiny_bundle, tmp_path, monkeypatch, capsys):
+    import torch
+
+    from service.predictor import Predictor
+
+    seen = []
+    predict = Predictor.predict
+
+    def spy(self, texts, langs=None):
+        seen.append(torch.get_num_threads())
+        return predict(self, texts, langs)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("CXTHEMES_TORCH_THREADS", "1")
+    get_settings.cache_clear()  # read once per process; this test changes the environment
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,Slow app\n", encoding="utf-8")
+    before = torch.get_num_threads()
+    try:
+        code = main(["score", str(src), "--model", str(tiny_bundle), "-q"])
+    finally:
+        torch.set_num_threads(before)
+        monkeypatch.delenv("CXTHEMES_TORCH_THREADS")
+        get_settings.cache_clear()
+    assert code == 0, capsys.readouterr().err
+    assert seen and set(seen) == {1}

@@ -32,7 +32,7 @@ from service.batching import MicroBatcher
 from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
 from service.fresh_thread import run_on_fresh_thread
-from service.predictor import Predictor, predictor_options
+from service.predictor import Predictor, apply_torch_threads, predictor_options
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,7 @@ def load_predictor(settings: Settings) -> Predictor:
     model that cannot answer is not served; the call also warms it up) on a thread that ends
     with the load, so the micro-batch thread's model calls are the process's only OpenMP
     team (see :mod:`service.fresh_thread`)."""
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings)
 
     def load() -> Predictor:
         predictor = Predictor.from_path(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -63,7 +64,12 @@ class ItemMetadata(BaseModel):
         None, description="When the customer wrote it (ISO 8601; no offset means UTC)."
     )
     lang: str | None = Field(
-        None, max_length=32, description="ISO 639-1 code if known; else detected."
+        None,
+        max_length=32,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$",
+        description="ISO 639 code or BCP 47 tag (en, zh-CN) if known; else detected. "
+        "Only the language counts: en-US is en.",
+        examples=["zh"],
     )
 
     @field_validator("created_at")
@@ -78,8 +84,22 @@ class ItemMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _unicode(self) -> ItemMetadata:
+        # Python's JSON parser takes NaN and Infinity; JSON (and PostgreSQL's json) does not.
+        if _non_finite(self.model_extra):
+            raise ValueError("metadata holds NaN or Infinity, which JSON does not allow")
         _check_unicode(json.dumps(self.model_dump(mode="json"), ensure_ascii=False), "metadata")
         return self
+
+
+def _non_finite(value: Any) -> bool:
+    """True when a float NaN or infinity is anywhere inside ``value``."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _check_unicode(value: str, what: str) -> None:
@@ -108,6 +128,8 @@ class ClassifyItem(BaseModel):
     @classmethod
     def _id_type(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> str | int:
         # One error at items.N.id, not one per member of the union (items.N.id.str, ...int).
+        if isinstance(value, bool):  # JSON true would become the id 1
+            raise PydanticCustomError("id_type", "id must be a string or an integer")
         try:
             return handler(value)
         except ValidationError:

@@ -86,7 +86,9 @@ async def classify(
                         f"the limit is {settings.max_text_chars}",
                     },
                 )
-            text = text[: settings.max_text_chars]
+            # Leading whitespace is not the text: cut after it, or a text that starts with
+            # enough of it would be cut to nothing (and fail its whole micro-batch).
+            text = text.lstrip()[: settings.max_text_chars]
         texts.append(text)
     langs = [(item.metadata.lang or None) if item.metadata else None for item in body.items]
     telemetry.request_items.observe(len(texts))

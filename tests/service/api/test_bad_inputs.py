@@ -272,7 +272,7 @@ def test_nul_characters_are_recorded_without_them_on_every_store(make_client, st
         "metadata": {
             "channel": "web\x00chat",
             "segment": "\x00",
-            "lang": "en\x00",
+            "lang": "en",  # a NUL in it is not a language code: 422 (below)
             "created_at": "2026-11-03T10:00:00Z",
             "note": "free key \x00 kept",
         },
@@ -412,3 +412,54 @@ def test_nothing_in_the_catalogue_left_the_app_unanswered(client):
     # After every bad request above, the same app still answers a good one.
     r = client.post("/v1/classify", json={"items": [{"id": "last", "text": "Works."}]})
     assert r.status_code == 200 and json.loads(r.text)["results"][0]["id"] == "last"
+
+
+# -- fixes from a review of the API ----------------------------------------------------------
+def test_a_text_cut_inside_its_leading_whitespace_is_scored_and_spares_its_batch(make_client):
+    """With truncate_long_texts, a text whose first max_text_chars characters are blank was
+    cut to nothing, and the error failed every request in its micro-batch."""
+    import concurrent.futures
+
+    client = make_client(truncate_long_texts=True, max_text_chars=10, microbatch_max_wait_ms=300)
+    bodies = [{"items": [{"id": "pad", "text": " " * 20 + "Prices doubled"}]}] + [
+        {"items": [{"id": f"ok{k}", "text": "Slow delivery"}]} for k in range(3)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda b: client.post("/v1/classify", json=b), bodies))
+    assert [a.status_code for a in answers] == [200] * 4
+    alone = client.post("/v1/classify", json={"items": [{"id": "c", "text": "Prices dou"}]})
+    assert answers[0].json()["results"][0]["scores"] == alone.json()["results"][0]["scores"]
+
+
+@pytest.mark.parametrize("lang", ["bob@example.com", "e n", "123", "en\x00", "x" * 40])
+def test_a_language_that_is_not_a_language_code_is_422(client, lang):
+    body = {"items": [{"id": "a", "text": "Slow app", "metadata": {"lang": lang}}]}
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 422 and fields(r) == ["items.0.metadata.lang"]
+
+
+def test_regional_and_uppercase_language_codes_count_as_their_language(client):
+    texts = [
+        {"id": c, "text": "Slow app", "metadata": {"lang": c}}
+        for c in ("en", "EN", "en-US", "en_GB")
+    ]
+    results = client.post("/v1/classify", json={"items": texts}).json()["results"]
+    assert {r["lang"] for r in results} == {"en"}
+    assert len({tuple(r["review_reasons"]) for r in results}) == 1
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_in_metadata_is_422(client, raw):
+    r = post_raw(
+        client,
+        '{"record": true, "items": [{"id": "a", "text": "hi", "metadata": {"x": RAW}}]}'.replace(
+            "RAW", raw
+        ),
+    )
+    assert r.status_code == 422 and fields(r) == ["items.0.metadata"]
+
+
+@pytest.mark.parametrize("item_id", ["true", "false"])
+def test_a_boolean_id_is_422(client, item_id):
+    r = post_raw(client, '{"items": [{"id": ID, "text": "hi"}]}'.replace("ID", item_id))
+    assert r.status_code == 422 and fields(r) == ["items.0.id"]
