@@ -316,6 +316,14 @@ class Job:
 
     # -- phase 2: assemble -------------------------------------------------------------------
     def _assemble(self, summary: RunSummary) -> None:
+        # Phase 2 reads the input again beside the chunk files: an input changed since the run
+        # began would pair its rows with another text's predictions.
+        manifest = json.loads((self.work / "run.json").read_text(encoding="utf-8"))
+        if manifest["input"] != _fingerprint(self.input):
+            raise InputError(
+                f"{self.input}: the file changed while it was being scored; "
+                "run the command again with --restart"
+            )
         segment = _first_present(self.metadata_columns, "segment", "channel")
         stats = ReportStats(self.predictor.theme_ids, self.predictor.sentiments, segment)
         # Temporary names no reader takes for data (not *.parquet, *.csv): an interrupted run

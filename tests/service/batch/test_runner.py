@@ -229,3 +229,23 @@ def test_kill_9_then_rerun_gives_identical_output(tiny_bundle, tmp_path):
     done = subprocess.run([*base, "-o", str(out)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+
+
+def test_an_input_changed_between_scoring_and_writing_is_refused(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_input(src, 30)
+    out = tmp_path / "out.jsonl"
+
+    def change_input(k):
+        if k == 2:  # the last chunk: phase 2 reads the input again after it
+            write_input(src, 30, dup_every=3)
+
+    with pytest.raises(InputError, match="changed while it was being scored"):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
+            progress=False, on_chunk=change_input
+        )
+    assert not out.exists()
+    summary = Job(predictor, src, out, ScoreOptions(chunk_rows=10, restart=True)).run(
+        progress=False
+    )
+    assert summary.scored == 30
