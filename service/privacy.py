@@ -5,6 +5,10 @@ the offsets of one finding never shift because of another. Structured identifier
 first, in the order email, Chinese resident ID, payment card, US SSN (an 18-digit number that
 passes both the ID and the Luhn check is far likelier an ID); phone numbers found by
 ``phonenumbers`` are dropped where they overlap one of those.
+
+All detectors read an ASCII view of the text, of the same length: any decimal digit (full-width
+"１３８", Arabic-Indic, ...) as its ASCII digit and any space (no-break, narrow no-break, thin,
+ideographic) as " ". Offsets in the view are offsets in the text, where the replacing is done.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import datetime as _dt
 import functools
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -53,8 +58,10 @@ _CN_ID_RE = re.compile(
 _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_ID_CHECK = "10X98765432"
 
-# Runs of ASCII digit groups joined by a single space or dash; card candidates are cut from them.
-_DIGIT_GROUPS_RE = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
+# Runs of digit groups joined by up to three spaces, a dash (spaces around it allowed) or a dot,
+# as cards are written ("4111 1111", "4111 - 1111", "4111.1111"); card candidates are cut from
+# them, and only Luhn-valid candidates of a card's group shape are kept.
+_DIGIT_GROUPS_RE = re.compile(r"[0-9]+(?:(?: {1,3}| ?[-\u2010-\u2013\u2212\uff0d] ?|\.)[0-9]+)*")
 _CARD_MIN, _CARD_MAX = 13, 19
 
 # Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
@@ -84,6 +91,16 @@ _BLOCK_GAP_RE = re.compile(
     "[-\u2010-\u2015\u2212\u30fc\uff0d-\uff0f \xa0\xad\u200b\u2060\u3000"
     "()\uff08\uff09\uff3b\uff3d.\\[\\]/~\u2053\u223c\uff5e]{1,4}"
 )
+# What may stand between a phone number's last block and its extension: phonenumbers' labels
+# for matching extensions ("x123", " ext. 123", ";ext=123", "extension 123", "доб. 123"), so the
+# extension's digits join the number's cluster and the matcher sees them. Not "#", which
+# introduces an order number here ("~" already joins blocks).
+_EXTENSION_GAP_RE = re.compile(
+    r";ext="
+    r"|[ \t,]{0,4}(?:e?xt(?:ensi(?:o\u0301?|\xf3))?n?|\uff45?\uff58\uff54\uff4e?|\u0434\u043e\u0431"
+    r"|anexo|[x\uff58]|int|\uff49\uff4e\uff54)[:.\uff0e]?[ \t,-]{0,4}",
+    re.IGNORECASE,
+)
 # Where phonenumbers' inner matching splits a candidate into numbers: a slash, a hyphen with a
 # space beside it, a wide dash.
 _NUMBER_SEPARATOR_RE = re.compile(r"/|\s-|-\s|[\u2012-\u2015\uff0d]")
@@ -106,6 +123,11 @@ _PLUS_BEFORE_RE = re.compile(r"[+\uff0b][\s(\[.\-]*$")
 # Stands in for hidden spans, keeping all offsets unchanged: not a digit, letter, currency sign
 # or phone punctuation, so to the matcher it is plain text that ends a number, nothing more.
 _FILLER = "_"
+
+# Characters the ASCII view replaces, one for one: non-ASCII decimal digits and spaces.
+_NON_ASCII_DIGIT_OR_SPACE_RE = re.compile(
+    r"(?![0-9])\d|[\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+)
 
 Span = tuple[int, int, str]
 
@@ -146,10 +168,11 @@ def mask_pii(text: str) -> str:
     times, years, short numbers and "#" order numbers are left as they are."""
     if not text:
         return text
+    view = _ascii_view(text)
     chosen: list[Span] = []
-    for spans in (_emails(text), _cn_ids(text), _cards(text), _ssns(text)):
+    for spans in (_emails(view), _cn_ids(view), _cards(view), _ssns(view)):
         _add_non_overlapping(chosen, spans)
-    _add_non_overlapping(chosen, _phones(text, chosen))
+    _add_non_overlapping(chosen, _phones(view, chosen))
     if not chosen:
         return text
     parts: list[str] = []
@@ -187,6 +210,22 @@ def _mask_number(value: int | float) -> int | float | str:
     digits = str(int(value)) if whole else repr(value)
     masked = mask_pii(digits)
     return value if masked == digits else masked
+
+
+def _ascii_view(text: str) -> str:
+    """``text`` with every decimal digit as its ASCII digit and every space as " ", character
+    for character, so that offsets stay valid: "４１１１\u3000１１１１" reads "4111 1111"."""
+    if text.isascii():
+        return text
+    return _NON_ASCII_DIGIT_OR_SPACE_RE.sub(_ascii_char, text)
+
+
+def _ascii_char(m: re.Match[str]) -> str:
+    c = m.group()
+    if c.isspace():
+        return " "
+    digit = unicodedata.decimal(c, None)
+    return c if digit is None else chr(48 + digit)
 
 
 def _add_non_overlapping(chosen: list[Span], spans: Iterable[Span]) -> None:
@@ -409,15 +448,18 @@ def _digit_clusters(text: str) -> list[list[tuple[int, int]]]:
     Blocks separated only by phone punctuation (``_BLOCK_GAP_RE``) belong to one cluster, as in
     "+44 (0) 20 7946 0958"; anything else ends the candidate for phonenumbers too. Two adjacent
     blocks of ``_LONG_BLOCK`` or more digits also start a new cluster, since no phone format
-    writes a number that way; that keeps a space-separated list of long numbers apart.
+    writes a number that way; that keeps a space-separated list of long numbers apart. A block
+    after an extension label (``_EXTENSION_GAP_RE``) joins too, as in "415-555-2671x123": cut
+    off, the number would end in a letter, which the matcher rejects.
     """
     clusters: list[list[tuple[int, int]]] = []
     for m in _DIGIT_RE.finditer(text):
         if clusters:
             last = clusters[-1][-1]
-            if _BLOCK_GAP_RE.fullmatch(text, last[1], m.start()) and (
-                min(m.end() - m.start(), last[1] - last[0]) < _LONG_BLOCK
-            ):
+            if (
+                _BLOCK_GAP_RE.fullmatch(text, last[1], m.start())
+                and min(m.end() - m.start(), last[1] - last[0]) < _LONG_BLOCK
+            ) or _EXTENSION_GAP_RE.fullmatch(text, last[1], m.start()):
                 clusters[-1].append(m.span())
                 continue
         clusters.append([m.span()])

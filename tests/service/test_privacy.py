@@ -89,6 +89,56 @@ def test_several_phones_in_one_text(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An extension glued to the number, or after "ext", is masked with it.
+        ("phone: 415-555-2671x123", "phone: [PHONE]"),
+        ("Ring +44 20 7946 0958x12 please", "Ring [PHONE] please"),
+        ("call 415-555-2671 ext.123 today", "call [PHONE] today"),
+        ("call 415-555-2671 ext 123", "call [PHONE]"),
+        ("415-555-2671ext.123", "[PHONE]"),
+        ("415-555-2671 x123", "[PHONE]"),
+        ("(415) 555-2671 EXT. 45, thanks", "[PHONE], thanks"),
+        ("+1 415-555-2671 extension 123", "[PHONE]"),
+        ("电话13812345678x123", "电话[PHONE]"),
+        ("Tel. 06 12 34 56 78 x12", "Tel. [PHONE]"),
+        # "#" after a number stays an order reference, not an extension.
+        ("415-555-2671 #123", "[PHONE] #123"),
+    ],
+)
+def test_phone_extensions(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "screen 1920x1080, 2x 500ml, box 120x80x60 cm",
+        "Pack 3x4 and 12x 250 g",
+        "v4.1.1x2 build",
+    ],
+)
+def test_multiplications_are_not_extensions(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # French typography separates with (narrow) no-break spaces.
+        ("Appelez le 06\u202f12\u202f34\u202f56\u202f78", "Appelez le [PHONE]"),
+        ("Appelez le 06\xa012\xa034\xa056\xa078", "Appelez le [PHONE]"),
+        ("tél 06\u200912\u200934\u200956\u200978.", "tél [PHONE]."),
+        # Full-width digits, as typed with CJK input methods.
+        ("请拨打１３８１２３４５６７８联系我", "请拨打[PHONE]联系我"),
+        ("电话 １３８ １２３４ ５６７８", "电话 [PHONE]"),
+    ],
+)
+def test_phones_in_unicode_formats(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
 def test_phone_regions_constant() -> None:
     assert {"CN", "US", "GB", "DE", "FR", "ES", "IT", "NL", "JP", "KR", "BR", "IN"} <= set(
         PHONE_REGIONS
@@ -110,6 +160,32 @@ def test_phone_regions_constant() -> None:
     ],
 )
 def test_cards(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111\u00a01111\u00a01111\u00a01111 ok", "card [CARD] ok"),
+        ("carte 4111\u202f1111\u202f1111\u202f1111", "carte [CARD]"),
+        ("carte 4111\u20091111\u20091111\u20091111", "carte [CARD]"),
+        ("card 4111  1111  1111  1111", "card [CARD]"),
+        ("card 4111.1111.1111.1111.", "card [CARD]."),
+        ("card 4111 - 1111 - 1111 - 1111", "card [CARD]"),
+        ("card 4111 – 1111 – 1111 – 1111", "card [CARD]"),
+        ("Amex 3782.822463.10005", "Amex [CARD]"),
+        ("卡号４１１１１１１１１１１１１１１１已冻结", "卡号[CARD]已冻结"),
+        ("卡号４１１１\u3000１１１１\u3000１１１１\u3000１１１１", "卡号[CARD]"),
+        ("卡号４１１１ １１１１ １１１１ １１１１", "卡号[CARD]"),
+        # Luhn and the group shapes still decide.
+        ("ref 4111.1111.1111.1112", "ref 4111.1111.1111.1112"),
+        ("ref 1234.5678.9012.3456", "ref 1234.5678.9012.3456"),
+        ("ref 4111\u00a01111\u00a01111\u00a01112", "ref 4111\u00a01111\u00a01111\u00a01112"),
+        ("ref ４１１１１１１１１１１１１１１２", "ref ４１１１１１１１１１１１１１１２"),
+        ("ref 411.111.111.111.111.1", "ref 411.111.111.111.111.1"),
+    ],
+)
+def test_cards_in_other_formats(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
@@ -143,6 +219,17 @@ def test_luhn_valid(digits: str, valid: bool) -> None:
     ],
 )
 def test_chinese_ids(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("身份证号１１０１０１１９９００３０７４５１４，请核实", "身份证号[ID]，请核实"),
+        ("SSN １２３-４５-６７８９.", "SSN [ID]."),
+    ],
+)
+def test_ids_in_full_width_digits(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
@@ -187,6 +274,9 @@ def test_ssn_never_issued_is_not_an_id(text: str) -> None:
         "Bestellnummer 987654, Menge 3, Zimmer 42",
         "Since 2019, and again in 2026: 5 stars, 50% off, v2.0.1",
         "IBAN-free text with 12 34 and 56",
+        "Delivered 2026.11.27, price 1.299.000 ₫, app 4.1.1, at 10:30",
+        "Prix : 1\u202f299\u202f000 € ou 1\xa0299,00 €, le 27.11.2026 à 10:30",
+        "価格１,２９９円、２０２６-１１-２５ １０:３０、注文番号＃１２３４５６",
     ],
 )
 def test_ordinary_numbers_are_not_masked(text: str) -> None:
