@@ -22,8 +22,33 @@ class ModelHolder:
     """The served predictor and the micro-batcher that feeds it."""
 
     def __init__(self, predictor: Predictor, batcher: MicroBatcher) -> None:
+        # What recording needs of each model served so far (a few floats per version, not the
+        # model): a reload between a batch and its recording must not store one model's
+        # predictions with another's taxonomy version and thresholds.
+        self._recording: dict[str, tuple[str, dict[str, float]]] = {}
         self.predictor = predictor
         self.batcher = batcher
+
+    @property
+    def predictor(self) -> Predictor:
+        return self._predictor
+
+    @predictor.setter
+    def predictor(self, predictor: Predictor) -> None:
+        bundle = predictor.bundle
+        self._recording[predictor.model_version] = (
+            bundle.meta.get("taxonomy_version", ""),
+            dict(bundle.thresholds),
+        )
+        self._predictor = predictor  # one reference swap: the next batch reads the new one
+
+    def recording_context(self, model_version: str) -> tuple[str, dict[str, float]]:
+        """The taxonomy version and thresholds of the model that made ``model_version``'s
+        predictions (the current model's if that version is unknown)."""
+        if model_version in self._recording:
+            return self._recording[model_version]
+        bundle = self._predictor.bundle
+        return bundle.meta.get("taxonomy_version", ""), dict(bundle.thresholds)
 
     def predict(self, texts: list[str], langs: list[str | None]):
         # Read at call time so a reloaded predictor is picked up by the next batch.

@@ -114,14 +114,11 @@ async def classify(
             )
             for item, text, p in zip(body.items, texts, predictions, strict=True)
         ]
+        # The model that made these predictions, even if a reload happened meanwhile.
+        version_made = predictions[0].model_version if predictions else ""
+        taxonomy_version, thresholds = model.recording_context(version_made)
         try:
-            bundle = model.predictor.bundle
-            recorded = await run_in_threadpool(
-                store.record,
-                inputs,
-                bundle.meta.get("taxonomy_version", ""),
-                bundle.thresholds,
-            )
+            recorded = await run_in_threadpool(store.record, inputs, taxonomy_version, thresholds)
         except SQLAlchemyError as exc:
             log.error("recording failed", extra={"error": type(exc).__name__})
             raise HTTPException(

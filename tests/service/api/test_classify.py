@@ -182,3 +182,44 @@ def test_classify_solves_no_dependencies_and_still_declares_its_security(client,
     operation = schema["paths"]["/v1/classify"]["post"]
     assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
     assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+
+
+def test_a_reload_during_a_batch_records_with_the_model_that_predicted(
+    make_client, tiny_bundle, tmp_path
+):
+    """Recording reads the taxonomy version and thresholds of the model that made the
+    predictions, not of one swapped in by a reload between the batch and its recording."""
+    import json
+    import shutil
+
+    from sqlalchemy import select
+
+    from service.predictor import Predictor
+    from service.store.records import review_margin
+    from service.store.tables import feedback
+
+    client = make_client()
+    holder = client.app.state.model
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    meta = json.loads((other / "bundle.json").read_text())
+    meta.update(version="tiny-other", thresholds=dict.fromkeys(meta["thresholds"], 0.999))
+    (other / "bundle.json").write_text(json.dumps(meta))
+    newer = Predictor.from_path(other)
+    old = holder.predictor
+    predict = old.predict
+
+    def predict_then_reload(texts, langs=None):
+        out = predict(texts, langs)
+        holder.predictor = newer  # what POST /v1/admin/reload does
+        return out
+
+    old.predict = predict_then_reload
+    body = {"record": True, "items": [{"id": "r1", "text": "Prices went up again."}]}
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 200 and r.json()["model_version"] == old.model_version
+    with client.app.state.store.engine.connect() as connection:
+        row = connection.execute(select(feedback).where(feedback.c.id == "r1")).one()
+    scores = r.json()["results"][0]["scores"]
+    assert row.review_margin == pytest.approx(review_margin(scores, old.bundle.thresholds))
+    assert row.review_margin != pytest.approx(review_margin(scores, newer.bundle.thresholds))
