@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,9 @@ from typing import Any
 from service.bundle import CURRENT_LINK, BundleError, is_work_folder, read_meta, set_current
 
 REGISTRY_FILE = "registry.json"
+# A version id is a folder name in the models folder: nothing that could name the folder
+# itself ("."), another place ("../x", "a/b") or the registry's own files.
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -110,6 +114,39 @@ def set_current_version(
     _write_registry(models_dir, data)
     set_current(path, models_dir)
     return event
+
+
+def check_new_version(
+    models_dir: str | Path, version: str, protected: tuple[str, ...] = ()
+) -> Path:
+    """The folder a new bundle ``version`` will be written to, or ``ValueError`` before any
+    work is done: writing a bundle replaces its folder, so the name must be a plain version id
+    and must not name the current model, a model that has been current (a rollback target),
+    one of ``protected`` (the distill teacher), or a folder that is not a bundle."""
+    if (
+        not VERSION_RE.fullmatch(version)
+        or version in (CURRENT_LINK, REGISTRY_FILE)
+        or is_work_folder(version)
+    ):
+        raise ValueError(
+            f"{version!r} is not a version id: use letters, digits, '.', '_' and '-' (up to 100, "
+            f"starting with a letter or digit), not {CURRENT_LINK!r} or {REGISTRY_FILE!r}"
+        )
+    path = Path(models_dir) / version
+    if path.is_symlink() or (path.exists() and not (path / "bundle.json").is_file()):
+        raise ValueError(f"{path} exists and is not a model bundle; choose another --version")
+    registry = read_registry(models_dir)
+    if version == registry["current"]:
+        raise ValueError(
+            f"{path} is the current model: train under another --version, then promote"
+        )
+    if version in protected:
+        raise ValueError(f"{path} is the model this run reads; choose another --version")
+    if path.exists() and any(e["version"] == version for e in registry["history"]):
+        raise ValueError(
+            f"{path} has been the current model (a rollback target); choose another --version"
+        )
+    return path
 
 
 def _promotion_stack(history: list[dict[str, Any]]) -> list[str]:

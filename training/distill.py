@@ -34,7 +34,7 @@ from transformers import set_seed
 
 from service.bundle import load_bundle, read_meta, resolve_model_path
 from service.modeling import mean_pool
-from service.registry import current_version, set_current_version
+from service.registry import check_new_version, set_current_version
 from service.taxonomy import load_taxonomy
 from service.text import normalise_for_dedup
 from training.data import (
@@ -221,9 +221,9 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         raise ValueError(f"need train and dev items, got {[len(v) for v in splits.values()]}")
     set_seed(config.seed)
     version = config.version or f"{teacher_bundle.version}-student{config.student_layers}"
-    bundle_path = models_dir / version
-    if bundle_path.exists() and current_version(models_dir) == version:
-        raise ValueError(f"{bundle_path} is the current model: distill under another --version")
+    bundle_path = check_new_version(
+        models_dir, version, protected=(Path(teacher_path).resolve().name,)
+    )
 
     labelled = {normalise_for_dedup(i.text) for i in items}
     pool = [i.text for i in splits["train"]] + unlabelled_texts(config, labelled)

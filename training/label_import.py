@@ -9,12 +9,14 @@ new file under ``labels/data/imported/`` with its provenance (file, time, who).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import hashlib
 import json
 import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -242,15 +244,26 @@ def import_labels(
     if out_items:
         folder = labels_dir / "imported"
         folder.mkdir(parents=True, exist_ok=True)
+        content = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in out_items)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        out = folder / f"{stamp}-{re.sub(r'[^A-Za-z0-9_-]+', '-', path.stem)}.jsonl"
-        tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for item in out_items:
-                fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)  # all rows or none
+        # The content's hash in the name: two imports of same-named files in the same second
+        # (two labellers' batch.csv) must not replace each other.
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:10]
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem)
+        out = folder / f"{stamp}-{stem}-{digest}.jsonl"
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".import-", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # All rows or none, and never over another file; FileExistsError: the very same
+            # rows, imported at the same moment, are already there.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
         result.out_path = out
     result.imported = len(out_items)
     result.texts = [item["text"] for item in out_items]

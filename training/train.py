@@ -32,7 +32,7 @@ from transformers import (
 from service.bundle import Bundle, save_bundle
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
-from service.registry import current_version, set_current_version
+from service.registry import check_new_version, set_current_version
 from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
 from training.data import (
     Item,
@@ -263,13 +263,8 @@ def train(config: TrainConfig) -> Path | None:
     prefix = _prefix_for(config.base_model, config.text_prefix)
     version = config.version or datetime.now(UTC).strftime("cx-%Y%m%d-%H%M%S")
     models_dir = Path(config.models_dir)
-    bundle_path = models_dir / version
-    if bundle_path.exists() and current_version(models_dir) == version:
-        # save_bundle replaces a folder by removing it first: a kill in between would leave
-        # the registry naming a model that is gone.
-        raise ValueError(
-            f"{bundle_path} is the current model: train under another --version, then promote"
-        )
+    # save_bundle replaces a folder by removing it first: checked before hours of training.
+    bundle_path = check_new_version(models_dir, version)
     work_dir = models_dir / ".checkpoints" / version
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)

@@ -10,6 +10,7 @@ import pytest
 
 from service.bundle import BundleError, resolve_model_path
 from service.registry import (
+    check_new_version,
     current_version,
     list_models,
     read_registry,
@@ -83,3 +84,28 @@ def test_a_model_is_named_by_path_or_by_version(models, tmp_path, monkeypatch):
     assert resolve_model_path("b", models) == (tmp_path / "b").resolve()
     with pytest.raises(BundleError, match="give a bundle's path or a version"):
         resolve_model_path("no-such-version", models)
+
+
+@pytest.mark.parametrize(
+    "version", [".", "..", "../elsewhere", "a/b", "current", "registry.json", "x.partial", "", "-x"]
+)
+def test_a_version_that_is_not_a_plain_id_is_refused(models, version):
+    """Writing a bundle replaces its folder: "." would have deleted every model."""
+    with pytest.raises(ValueError, match="not a version id"):
+        check_new_version(models, version)
+
+
+def test_a_version_naming_a_model_in_use_or_a_foreign_folder_is_refused(models):
+    set_current_version(models, "a", "promote")
+    set_current_version(models, "b", "promote")
+    (models / "notes").mkdir()
+    with pytest.raises(ValueError, match="is the current model"):
+        check_new_version(models, "b")
+    with pytest.raises(ValueError, match="rollback target"):
+        check_new_version(models, "a")
+    with pytest.raises(ValueError, match="the model this run reads"):
+        check_new_version(models, "c", protected=("c",))
+    with pytest.raises(ValueError, match="not a model bundle"):
+        check_new_version(models, "notes")
+    assert check_new_version(models, "c") == models / "c"  # never current: may be replaced
+    assert check_new_version(models, "new-1.2_x") == models / "new-1.2_x"

@@ -134,3 +134,35 @@ def test_near_key_ignores_case_spacing_punctuation_and_digits():
     assert near_key("Great app!!  10/10") == near_key("great APP 9/10.")
     assert near_key("退款太慢了！") == near_key("退款太慢了")
     assert near_key("slow app") != near_key("slow apps")
+
+
+def test_two_same_named_files_imported_in_the_same_second_are_both_kept(
+    labels_dir, tmp_path, monkeypatch
+):
+    """Two labellers' batch.csv imported at once: the second used to replace the first."""
+    import csv
+
+    from training import label_import
+
+    class FrozenClock:
+        @staticmethod
+        def now(tz=None):
+            from datetime import datetime
+
+            return datetime(2026, 11, 27, 22, 43, 14, tzinfo=tz)
+
+    monkeypatch.setattr(label_import, "datetime", FrozenClock)
+    paths = []
+    for who, text in (("ana", "The refund took a month"), ("bo", "Nobody picks up the phone")):
+        (tmp_path / who).mkdir()
+        src = tmp_path / who / "batch.csv"
+        with src.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "lang", "themes", "sentiment"])
+            writer.writerow([text, "en", "service_quality", "negative"])
+        paths.append(import_labels(src, labels_dir, TAXONOMY, by=who).out_path)
+    assert paths[0] != paths[1] and all(p.is_file() for p in paths)
+    items, _ = load_items(find_label_files(labels_dir), TAXONOMY)
+    texts = {i.text for i in items}
+    assert {"The refund took a month", "Nobody picks up the phone"} <= texts
+    assert not list((labels_dir / "imported").glob(".import-*"))  # no temporary file left
