@@ -648,9 +648,15 @@ def cmd_labels_check(args: argparse.Namespace, settings: Settings) -> int:
     print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     for line in problems.errors + problems.duplicates:
         print(line, file=sys.stderr)
+    for line in problems.unavailable:
+        print(f"{line}: text not available (its source package is not installed)", file=sys.stderr)
     if problems:
         n_err, n_dup = len(problems.errors), len(problems.duplicates)
-        print(f"labels check failed: {n_err} errors, {n_dup} duplicate texts", file=sys.stderr)
+        print(
+            f"labels check failed: {n_err} errors, {n_dup} duplicate texts, "
+            f"{len(problems.unavailable)} texts unavailable",
+            file=sys.stderr,
+        )
         return 1
     print(f"labels check passed: {len(items)} items in {len(files)} files")
     return 0

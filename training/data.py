@@ -20,7 +20,7 @@ import numpy as np
 
 from service.taxonomy import Taxonomy
 from service.text import normalise_for_dedup
-from training.corpora import TextResolver
+from training.corpora import EXTRACTORS, TextResolver
 from training.splits import SPLITS, load_manifest, split_of
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
@@ -65,6 +65,12 @@ def _text_of(raw: dict, resolver: TextResolver, where: tuple[str, int], problems
     if text is not None or not isinstance(sha, str):
         return text
     source = str(raw.get("source", ""))
+    package = source.split(":", 1)[0]
+    if package not in EXTRACTORS:  # a typo, not a package that is missing here
+        problems.add(
+            *where, f"text_sha256 needs a source from {sorted(EXTRACTORS)}, got {source!r}"
+        )
+        return None
     if not resolver.available(source):
         problems.unavailable.append(f"{where[0]}:{where[1]}: {source}")
         return None
@@ -81,8 +87,13 @@ def read_jsonl_items(
     resolver = resolver or TextResolver()
     items = []
     theme_ids = set(taxonomy.theme_ids)
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for line_no, raw_line in enumerate(fh, 1):
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.add(str(path), line_no, f"not valid UTF-8 (byte {exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
@@ -93,10 +104,10 @@ def read_jsonl_items(
             if not isinstance(raw, dict):
                 problems.add(str(path), line_no, "not a JSON object")
                 continue
-            n_unavailable = len(problems.unavailable)
+            n_unavailable, n_errors = len(problems.unavailable), len(problems.errors)
             text = _text_of(raw, resolver, (str(path), line_no), problems)
-            if len(problems.unavailable) > n_unavailable:
-                continue
+            if len(problems.unavailable) > n_unavailable or len(problems.errors) > n_errors:
+                continue  # said once, not again as "empty or missing text"
             if not isinstance(text, str) or not text.strip():
                 problems.add(str(path), line_no, "empty or missing text")
                 continue

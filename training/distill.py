@@ -216,6 +216,12 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
     if problems.errors:
         raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
+    if problems.unavailable:  # trained without them: say so, and which
+        log.warning(
+            "%d labelled texts left out: their source package is not installed (%s, ...)",
+            len(problems.unavailable),
+            problems.unavailable[0],
+        )
     splits = split_items(items)
     if not splits["train"] or not splits["dev"]:
         raise ValueError(f"need train and dev items, got {[len(v) for v in splits.values()]}")

