@@ -50,10 +50,15 @@ def load_manifest(path: Path = SPLITS_FILE) -> dict[str, str]:
     if not path.is_file():
         return {}
     manifest = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip() and not line.startswith("#"):
-            key, split = line.split("\t")
-            manifest[key] = split
+            fields = line.split("\t")
+            # A merge conflict or a hand edit must not move items between splits unnoticed.
+            if len(fields) != 2 or fields[1] not in SPLITS:
+                raise ValueError(
+                    f"{path}:{n}: expected '<text key>\\t<{'|'.join(SPLITS)}>', got {line[:80]!r}"
+                )
+            manifest[fields[0]] = fields[1]
     return manifest
 
 

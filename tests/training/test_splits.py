@@ -102,3 +102,13 @@ def test_record_split_keeps_a_chosen_batch_out_of_dev_and_test(tmp_path):
     assert record_split([to_test], "train", path) == 0  # idempotent
     with pytest.raises(ValueError, match="unknown split"):
         record_split([to_test], "holdout", path)
+
+
+@pytest.mark.parametrize(
+    "bad", ["<<<<<<< HEAD", "abc123\tTest", "abc123\ttrain\textra", "abc123 dev"]
+)
+def test_a_damaged_manifest_is_an_error_naming_the_line(tmp_path, bad):
+    path = tmp_path / "splits.tsv"
+    path.write_text(f"# frozen\nk1\ttrain\n{bad}\nk2\ttest\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{path}:3: expected"):
+        load_manifest(path)
