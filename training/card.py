@@ -19,9 +19,13 @@ def comparison_table(metrics: dict[str, Any], theme_ids: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     model = metrics.get("model") or next(iter(metrics.values()))
     for t in theme_ids:
-        m = model["per_theme"][t]
-        cells = [t, _f(m["precision"]), _f(m["recall"]), str(m["support"])]
-        cells += [_f(metrics[k]["per_theme"][t]["f1"]) for k, _ in systems]
+        # A model older than the taxonomy has no figures for a theme added since: "-".
+        m = model["per_theme"].get(t)
+        if m is None:
+            cells = [t, "-", "-", "-"]
+        else:
+            cells = [t, _f(m["precision"]), _f(m["recall"]), str(m["support"])]
+        cells += [_f(metrics[k]["per_theme"].get(t, {}).get("f1")) for k, _ in systems]
         lines.append("| " + " | ".join(cells) + " |")
     for label, getter in (
         ("**macro F1**", lambda r: r["macro_f1"]),
