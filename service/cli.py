@@ -497,7 +497,17 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
     if champion == challenger:
         print(f"{challenger} is already current")
         return 0
+    problem = _load_problem(settings, challenger)
+    if problem:  # never made current, --force or not: the API could not serve it
+        raise CLIError(f"{challenger} could not be loaded ({problem}); not promoted")
     reasons: list[str] = []
+    skipped = ""
+    if champion is not None and (broken := _load_problem(settings, champion)):
+        # Nothing to compare against, and the service cannot serve the current model anyway:
+        # refusing would leave no way out but editing the registry by hand.
+        skipped = f"the current model {champion} cannot be loaded ({broken}); not compared"
+        print(f"warning: {skipped}", file=sys.stderr)
+        champion = None
     if champion is not None:
         compare, (a, b), results, spread = _compare(
             settings, champion, challenger, None, args.labels
@@ -522,7 +532,7 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
         challenger,
         "promote",
         forced=bool(reasons),
-        reason="; ".join(reasons),
+        reason="; ".join(reasons) or skipped,
     )
     if reasons:
         logging.getLogger("service.registry").warning(
@@ -535,9 +545,23 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from service.registry import rollback
+def _load_problem(settings: Settings, version: str) -> str | None:
+    """Why the bundle ``version`` cannot be loaded, or None when it loads."""
+    from service.bundle import load_bundle
 
+    try:
+        load_bundle(Path(settings.models_dir) / version, backend=settings.backend)
+    except Exception as exc:  # a damaged bundle fails in many ways
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from service.registry import rollback, rollback_target
+
+    target = rollback_target(settings.models_dir)
+    if problem := _load_problem(settings, target):
+        raise CLIError(f"cannot roll back to {target}: it cannot be loaded ({problem})")
     event = rollback(settings.models_dir)
     print(f"rolled back to {event['version']} (from {event['previous']})")
     return 0

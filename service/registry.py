@@ -162,14 +162,20 @@ def _promotion_stack(history: list[dict[str, Any]]) -> list[str]:
     return stack
 
 
+def rollback_target(models_dir: str | Path) -> str:
+    """The version :func:`rollback` would make current."""
+    stack = _promotion_stack(read_registry(models_dir)["history"])
+    if len(stack) < 2:
+        raise BundleError("nothing to roll back to: the registry has no earlier current model")
+    return stack[-2]
+
+
 def rollback(models_dir: str | Path) -> dict[str, Any]:
     """Return to the model that was current before the current one was put in place
     (repeated rollbacks walk further back)."""
-    data = read_registry(models_dir)
-    stack = _promotion_stack(data["history"])
-    if len(stack) < 2:
-        raise BundleError("nothing to roll back to: the registry has no earlier current model")
-    return set_current_version(models_dir, stack[-2], "rollback", reason=f"from {data['current']}")
+    target = rollback_target(models_dir)
+    current = read_registry(models_dir)["current"]
+    return set_current_version(models_dir, target, "rollback", reason=f"from {current}")
 
 
 def list_models(models_dir: str | Path) -> list[ModelEntry]:

@@ -109,3 +109,37 @@ def test_a_version_naming_a_model_in_use_or_a_foreign_folder_is_refused(models):
         check_new_version(models, "notes")
     assert check_new_version(models, "c") == models / "c"  # never current: may be replaced
     assert check_new_version(models, "new-1.2_x") == models / "new-1.2_x"
+
+
+@pytest.fixture
+def cli_models(models, monkeypatch, request):
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("CXTHEMES_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    return models
+
+
+def test_a_bundle_that_cannot_load_is_never_promoted_even_with_no_current(cli_models, capsys):
+    from service.cli import main
+
+    (cli_models / "b" / "model.safetensors").unlink()
+    assert main(["models", "promote", "b", "--force"]) == 2
+    assert "b could not be loaded" in capsys.readouterr().err
+    assert current_version(cli_models) is None and not (cli_models / "current").exists()
+
+
+def test_a_broken_current_model_does_not_block_promoting_a_working_one(cli_models, capsys):
+    from service.cli import main
+
+    set_current_version(cli_models, "a", "promote")
+    (cli_models / "a" / "model.safetensors").unlink()
+    assert main(["models", "promote", "b"]) == 0
+    assert "the current model a cannot be loaded" in capsys.readouterr().err
+    assert current_version(cli_models) == "b"
+    assert "cannot be loaded" in read_registry(cli_models)["history"][-1]["reason"]
+    # ... and rolling back to the broken one is refused, leaving b current.
+    assert main(["models", "rollback"]) == 2
+    assert "cannot roll back to a" in capsys.readouterr().err
+    assert current_version(cli_models) == "b"
