@@ -281,8 +281,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "model": args.model,
         "workers": args.workers,
     }
-    overrides = {k: v for k, v in overrides.items() if v}
-    settings = settings.model_copy(update=overrides)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    # Validated like the environment's values (model_copy would take --port 70000 as is).
+    settings = Settings.model_validate({**settings.model_dump(), **overrides})
     if not settings.api_keys and not _is_loopback(settings.host):
         raise CLIError(
             f"refusing to listen on {settings.host} without API keys: set CXTHEMES_API_KEYS "
@@ -301,6 +302,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "timeout_graceful_shutdown": 30,
     }
     if settings.workers > 1:
+        # Each worker builds its own app, and uvicorn restarts a worker that dies: a model or
+        # store that cannot start would crash and respawn forever. Check once, in a process
+        # of its own (its memory goes with it), before forking.
+        problem = _serving_problem_in_subprocess(settings)
+        if problem:
+            raise CLIError(f"not starting: {problem}")
         # Each worker process builds its own app from the environment: pass the overrides on.
         for key, value in overrides.items():
             os.environ[f"CXTHEMES_{key.upper()}"] = str(value)
@@ -310,6 +317,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     uvicorn.run(create_app(settings), **common)
     return 0
+
+
+def _serving_problem(settings: Settings) -> str | None:
+    """Why the API could not start with ``settings`` (model or store), or None."""
+    from service.api.main import load_predictor
+    from service.store import Store
+
+    try:
+        load_predictor(settings)
+        Store.open(
+            settings.database_url,
+            store_text=settings.store_text,
+            auto_migrate=settings.auto_migrate,
+        ).engine.dispose()
+    except Exception as exc:  # reported, not raised: it crosses a process boundary
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _serving_problem_in_subprocess(settings: Settings) -> str | None:
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no forked torch or OpenMP state
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_serving_problem, settings).result()
 
 
 def _is_loopback(host: str) -> bool:
@@ -1044,12 +1077,30 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from pydantic import ValidationError
+
     from service.batch.readers import InputError
     from service.bundle import BundleError
 
     try:
         return args.func(args, get_settings())
+    except ValidationError as exc:  # a bad setting: named, without its value (it may be a key)
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            print(
+                f"cxthemes {args.command}: error: setting {where}: {error['msg']}", file=sys.stderr
+            )
+        return 2
     except (CLIError, BundleError, InputError, FileNotFoundError, ValueError) as exc:
+        print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Imported here, not above: importing the store loads alembic, whose start-up logging
+        # would go out before `serve` configures JSON logs.
+        from service.store import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
         print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from service.backends.bf16 import ROWS_ATTENTION
-from service.bundle import Bundle, load_bundle
+from service.bundle import Bundle, BundleError, load_bundle
 from service.language import detect_language, normalise_language
 from service.modeling import ThemeClassifier
 from service.text import split_sentences
@@ -550,6 +550,17 @@ class Predictor:
                 )
             )
         return results
+
+    def smoke_test(self) -> None:
+        """Score a Chinese and an English text through the whole path (which also warms it
+        up); :class:`~service.bundle.BundleError` if the model's probabilities are not finite
+        (NaN weights would answer every text with no themes, silently: reported scores round
+        NaN to 0)."""
+        texts = ["smoke test: the app is slow", "太贵了，客服也不回复"]
+        themes, sentiment, _ = self._run(texts)
+        if not (np.isfinite(themes).all() and np.isfinite(sentiment).all()):
+            raise BundleError(f"{self.bundle.path}: the model's scores are not finite")
+        self.predict(texts)
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw text-level theme and sentiment probabilities (windows combined), for evaluation."""

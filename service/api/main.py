@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -96,7 +97,7 @@ def load_predictor(settings: Settings) -> Predictor:
             resolve_model_path(settings.model, settings.models_dir),
             **predictor_options(settings, api=True),
         )
-        predictor.predict(["smoke test"])
+        predictor.smoke_test()
         return predictor
 
     return run_on_fresh_thread(load)
@@ -193,7 +194,10 @@ async def _watch_registry(app: FastAPI, every_s: float) -> None:
         await asyncio.sleep(every_s)
         try:
             wanted = current_version(settings.models_dir)
-            if wanted and wanted != app.state.model.predictor.model_version:
+            # By folder, not by the version inside bundle.json: a copied bundle keeps the
+            # version of the one it was copied from, and would be reloaded forever.
+            serving = Path(app.state.model.predictor.bundle.path).resolve()
+            if wanted and (Path(settings.models_dir) / wanted).resolve() != serving:
                 await reload_model(app)
         except HTTPException:
             pass  # refused: logged by reload_model, the old model stays

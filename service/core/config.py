@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         "gate, else bf16 torch if the bundle passed its bf16 check and the CPU computes bf16 "
         "natively, else the fp32 ONNX graph, else torch.",
     )
-    torch_threads: int | None = Field(None, description="Intra-op threads; default: torch's.")
+    torch_threads: int | None = Field(None, ge=1, description="Intra-op threads; default: torch's.")
     batch_size: int = Field(
         32,
         ge=1,
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
 
     # API
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes (each loads the model).")
     max_items_per_request: int = Field(256, ge=1)
     max_text_chars: int = Field(20_000, ge=1)

@@ -5,11 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from service.store import metrics, records, review
 from service.store.engine import create_store_engine, migrate
 from service.store.records import RecordInput
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened (at start-up; later failures are SQLAlchemy's own)."""
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparseable CXTHEMES_DATABASE_URL)"  # it may hold a password: not shown
 
 
 @dataclass
@@ -21,10 +33,17 @@ class Store:
 
     @classmethod
     def open(cls, url: str, store_text: bool = False, auto_migrate: bool = True) -> Store:
-        """Connect to ``url`` and, unless told not to, apply pending migrations."""
-        engine = create_store_engine(url)
-        if auto_migrate:
-            migrate(engine)
+        """Connect to ``url`` and, unless told not to, apply pending migrations; raises
+        :class:`StoreError` (naming the URL without its password) when that fails."""
+        try:
+            engine = create_store_engine(url)
+            if auto_migrate:
+                migrate(engine)
+        except (SQLAlchemyError, ImportError) as exc:  # a bad URL, no server, no driver
+            raise StoreError(
+                f"the metrics store {_safe_url(url)} cannot be opened: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
         return cls(engine, store_text)
 
     def ping(self) -> None:
@@ -59,4 +78,4 @@ class Store:
         self.engine.dispose()
 
 
-__all__ = ["RecordInput", "Store"]
+__all__ = ["RecordInput", "Store", "StoreError"]

@@ -11,6 +11,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from service.cli import main
 
@@ -105,3 +106,102 @@ def test_db_upgrade_command(tmp_path, monkeypatch, capsys):
         assert capsys.readouterr().out.strip() == head_revision()
     finally:
         get_settings.cache_clear()
+
+
+def _settings_env(monkeypatch, request, **env):
+    from service.core.config import get_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+
+
+def test_bad_settings_are_named_without_their_values(tiny_bundle, monkeypatch, request, capsys):
+    raw_key = "cxt_Ta2AsecretSECRETsecret1234567890"
+    _settings_env(
+        monkeypatch,
+        request,
+        CXTHEMES_API_KEYS=json.dumps([{"name": "k", "sha256": raw_key, "scopes": ["classify"]}]),
+        CXTHEMES_TORCH_THREADS="-2",
+    )
+    assert main(["serve", "--model", str(tiny_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "setting api_keys" in err and "setting torch_threads" in err
+    assert raw_key not in err
+
+
+def test_a_port_out_of_range_is_refused(tiny_bundle, capsys):
+    assert main(["serve", "--model", str(tiny_bundle), "--port", "70000"]) == 2
+    assert "setting port" in capsys.readouterr().err
+
+
+def test_a_store_that_cannot_open_is_a_message_without_its_password(
+    tiny_bundle, monkeypatch, request, capsys
+):
+    _settings_env(
+        monkeypatch, request, CXTHEMES_DATABASE_URL="postgresql+psycopg://cx:hunter2@127.0.0.1:1/db"
+    )
+    assert main(["serve", "--model", str(tiny_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "the metrics store postgresql+psycopg://cx:***@127.0.0.1:1/db cannot be opened" in err
+    assert "hunter2" not in err
+
+
+def test_several_workers_with_a_broken_model_are_refused_before_forking(
+    tiny_bundle, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    import uvicorn
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "model.safetensors").write_bytes(b"\0" * 10)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    monkeypatch.setenv("CXTHEMES_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert main(["serve", "--model", str(broken), "--workers", "2"]) == 2
+    assert "not starting: BundleError" in capsys.readouterr().err
+
+
+def test_a_model_with_nan_weights_is_not_served(tiny_bundle, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from service.api.main import load_predictor
+    from service.bundle import BundleError
+    from service.core.config import Settings
+
+    nan = tmp_path / "nan"
+    shutil.copytree(tiny_bundle, nan)
+    weights = load_file(nan / "model.safetensors")
+    save_file(
+        {k: v.float().fill_(float("nan")) for k, v in weights.items()}, nan / "model.safetensors"
+    )
+    with pytest.raises(BundleError, match="not finite"):
+        load_predictor(Settings(model=str(nan)))
+
+
+def test_the_registry_watcher_does_not_reload_a_copied_bundle_forever(tiny_bundle, tmp_path):
+    """A copy keeps the version inside its bundle.json; the watcher compares folders."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from service.api.main import create_app
+    from service.core.config import Settings
+    from service.registry import set_current_version
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_bundle, models / "prod-copy")
+    set_current_version(models, "prod-copy", "promote")
+    settings = Settings(
+        models_dir=str(models),
+        watch_models_s=0.1,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    with TestClient(create_app(settings)) as client:
+        first = client.app.state.model.predictor
+        time.sleep(3.0)  # the old watcher reloaded within a second, and again after each
+        assert client.app.state.model.predictor is first
