@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,16 +312,25 @@ def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path
 
 
 def set_current(bundle_path: str | Path, models_dir: str | Path) -> Path:
-    """Point ``<models_dir>/current`` at ``bundle_path`` with an atomic symlink swap."""
+    """Point ``<models_dir>/current`` at ``bundle_path`` with an atomic symlink swap;
+    ``BundleError`` (nothing changed) when ``current`` is a real folder, which a link cannot
+    replace."""
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
+    link = models / CURRENT_LINK
+    if link.is_dir() and not link.is_symlink():
+        raise BundleError(f"{link} is a directory, not a link; move it away")
     target = os.path.relpath(Path(bundle_path).resolve(), models.resolve())
-    tmp = models / f".{CURRENT_LINK}.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
+    # A name of its own: with one fixed name, two promotions at once removed or renamed each
+    # other's temporary link (FileNotFoundError) or put the other's target in place.
+    tmp = models / f".{CURRENT_LINK}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     tmp.symlink_to(target)
-    os.replace(tmp, models / CURRENT_LINK)
-    return models / CURRENT_LINK
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return link
 
 
 def bundle_taxonomy(bundle: Bundle, fallback_path: str | Path | None = None):

@@ -5,14 +5,29 @@ rollbacks; it is replaced atomically (write, fsync, rename), so a promotion kill
 moment leaves the registry as it was or as it should be, never half-written. The
 ``models/current`` symlink follows it for tools that read a path; when the two disagree (a
 kill between the two steps) the registry wins and the next write repairs the link.
+
+Writers (train, promote, rollback in several processes at once) take an exclusive lock on
+``models/.registry.lock`` across their whole read-modify-write, and each writes its own
+temporary file: without both, concurrent writers lost each other's events, renamed each
+other's half-written file into place or crashed on a temporary file another had renamed.
+Readers take no lock: the rename means they see one whole registry or the next.
+
+A model is named by its folder in the models folder everywhere here (the registry, the
+listing); the version recorded in its ``bundle.json`` is only shown, since a copied or renamed
+bundle (``cp -a a a-backup``) keeps the version it was trained as.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import json
+import logging
 import os
 import re
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +36,19 @@ from typing import Any
 from service.bundle import CURRENT_LINK, BundleError, is_work_folder, read_meta, set_current
 
 REGISTRY_FILE = "registry.json"
+LOCK_FILE = ".registry.lock"
 # A version id is a folder name in the models folder: nothing that could name the folder
 # itself ("."), another place ("../x", "a/b") or the registry's own files.
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ModelEntry:
-    """One bundle in the models folder."""
+    """One bundle in the models folder. ``version`` is its folder name, the name the registry
+    and every command use; ``recorded_version`` is what its ``bundle.json`` says (differs for
+    a copied or renamed bundle, None when missing)."""
 
     version: str
     path: Path
@@ -36,6 +56,7 @@ class ModelEntry:
     fingerprint: str
     macro_f1: float | None
     current: bool
+    recorded_version: str | None = None
 
 
 def _registry_path(models_dir: str | Path) -> Path:
@@ -43,24 +64,70 @@ def _registry_path(models_dir: str | Path) -> Path:
 
 
 def read_registry(models_dir: str | Path) -> dict[str, Any]:
-    """``{"current": version or None, "history": [events]}``."""
+    """``{"current": version or None, "history": [events]}``; ``BundleError`` naming the file
+    when ``registry.json`` is not of that shape (never a bare JSON or type error later)."""
     path = _registry_path(models_dir)
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{path} is not valid JSON ({exc}); restore or fix it") from exc
+        _check_registry(path, data)
+        return data
     link = Path(models_dir) / CURRENT_LINK
     current = link.resolve().name if link.exists() else None  # from before the registry
     return {"current": current, "history": []}
 
 
+def _check_registry(path: Path, data: Any) -> None:
+    """Refuse, naming ``path`` and the problem, a registry other code would trip over."""
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} is not a JSON object with current and history")
+    if "current" not in data or not (data["current"] is None or isinstance(data["current"], str)):
+        raise BundleError(f"{path}: current must be a version name (a string) or null")
+    history = data.get("history")
+    if not isinstance(history, list):
+        raise BundleError(f"{path}: history must be a list of events")
+    for k, event in enumerate(history):
+        # The keys the rollback order and ``models list`` read from every event.
+        if not isinstance(event, dict) or not all(
+            isinstance(event.get(key), str) for key in ("time", "action", "version")
+        ):
+            raise BundleError(
+                f"{path}: history event {k} is not an object with time, action and version"
+            )
+
+
+@contextlib.contextmanager
+def _registry_lock(models_dir: str | Path) -> Iterator[None]:
+    """Hold the exclusive registry lock (blocking until other writers are done). ``flock``
+    is released by the kernel when its holder dies, so a killed writer never leaves it held."""
+    folder = Path(models_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _write_registry(models_dir: str | Path, data: dict[str, Any]) -> None:
+    """Replace the registry atomically; the caller holds :func:`_registry_lock`."""
     path = _registry_path(models_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # A name of its own ("x": never another's file): with one fixed name, a second writer
+    # truncated the first's file before it was renamed into place (readers saw it empty).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -93,11 +160,24 @@ def set_current_version(
     forced: bool = False,
     reason: str = "",
 ) -> dict[str, Any]:
-    """Make ``version`` current and record why (``action``: train, promote, rollback)."""
+    """Make the bundle in the folder ``version`` current and record why (``action``: train,
+    promote, rollback). The folder name is what the registry records; its ``bundle.json`` may
+    record another version (a copied or renamed bundle) and that is allowed: the folder is
+    the model's name everywhere here."""
+    with _registry_lock(models_dir):
+        return _set_current_version_locked(models_dir, version, action, forced, reason)
+
+
+def _set_current_version_locked(
+    models_dir: str | Path, version: str, action: str, forced: bool, reason: str
+) -> dict[str, Any]:
+    """:func:`set_current_version` for a caller that holds :func:`_registry_lock`."""
     path = Path(models_dir) / version
     if is_work_folder(path):
         raise BundleError(f"{path} is a bundle still being written (or left by a killed run)")
     read_meta(path)  # refuses a missing or incomplete bundle before anything changes
+    _check_current_link(models_dir)
+    _remove_stale_temporaries(models_dir)
     data = read_registry(models_dir)
     event = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -114,6 +194,26 @@ def set_current_version(
     _write_registry(models_dir, data)
     set_current(path, models_dir)
     return event
+
+
+def _remove_stale_temporaries(models_dir: str | Path) -> None:
+    """Remove the temporary registry files and links of writers killed mid-write: every
+    writer makes them while holding the lock, so under the lock any still there are stale
+    (their names are unique, so nothing else would ever replace them)."""
+    folder = Path(models_dir)
+    for pattern in (f".{REGISTRY_FILE}.*.tmp", f".{CURRENT_LINK}.*.tmp"):
+        for stale in folder.glob(pattern):
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink(missing_ok=True)
+
+
+def _check_current_link(models_dir: str | Path) -> None:
+    """Refuse before the registry changes when ``models/current`` cannot be replaced by a
+    link (a real folder): else the registry moved and the link swap then failed, a traceback
+    after a promotion that had happened."""
+    link = Path(models_dir) / CURRENT_LINK
+    if link.is_dir() and not link.is_symlink():
+        raise BundleError(f"{link} is a directory, not a link; move it away")
 
 
 def check_new_version(
@@ -164,7 +264,11 @@ def _promotion_stack(history: list[dict[str, Any]]) -> list[str]:
 
 def rollback_target(models_dir: str | Path) -> str:
     """The version :func:`rollback` would make current."""
-    stack = _promotion_stack(read_registry(models_dir)["history"])
+    return _rollback_target(read_registry(models_dir))
+
+
+def _rollback_target(data: dict[str, Any]) -> str:
+    stack = _promotion_stack(data["history"])
     if len(stack) < 2:
         raise BundleError("nothing to roll back to: the registry has no earlier current model")
     return stack[-2]
@@ -173,31 +277,56 @@ def rollback_target(models_dir: str | Path) -> str:
 def rollback(models_dir: str | Path) -> dict[str, Any]:
     """Return to the model that was current before the current one was put in place
     (repeated rollbacks walk further back)."""
-    target = rollback_target(models_dir)
-    current = read_registry(models_dir)["current"]
-    return set_current_version(models_dir, target, "rollback", reason=f"from {current}")
+    # One lock from reading the target to writing: two rollbacks at once step back twice,
+    # never both to the same model.
+    with _registry_lock(models_dir):
+        data = read_registry(models_dir)
+        target = _rollback_target(data)
+        return _set_current_version_locked(
+            models_dir, target, "rollback", False, f"from {data['current']}"
+        )
 
 
 def list_models(models_dir: str | Path) -> list[ModelEntry]:
-    """Every complete bundle in ``models_dir``, oldest first."""
+    """Every complete bundle in ``models_dir``, oldest first, named by folder. A bundle whose
+    ``bundle.json`` cannot be read is left out with a warning naming its folder, so one bad
+    folder does not hide the others."""
     current = current_version(models_dir)
     entries = []
     for path in sorted(Path(models_dir).iterdir()) if Path(models_dir).is_dir() else []:
         if path.is_symlink() or is_work_folder(path) or not (path / "bundle.json").is_file():
             continue
-        meta = read_meta(path)
-        model = (meta.get("metrics") or {}).get("model") or {}
+        try:
+            meta = read_meta(path)
+        except BundleError as exc:
+            log.warning("skipping %s: %s", path, exc)
+            continue
+        model = _as_dict(_as_dict(meta.get("metrics")).get("model"))
+        fingerprint = _as_dict(meta.get("training_data")).get("fingerprint")
+        macro_f1 = model.get("macro_f1")
+        created_at = meta.get("created_at")
+        recorded = meta.get("version")
         entries.append(
             ModelEntry(
-                version=meta["version"],
+                version=path.name,
                 path=path,
-                created_at=meta.get("created_at", ""),
-                fingerprint=(meta.get("training_data") or {}).get("fingerprint", "")[:12],
-                macro_f1=model.get("macro_f1"),
-                current=meta["version"] == current,
+                created_at=str(created_at) if created_at is not None else "",
+                fingerprint=fingerprint[:12] if isinstance(fingerprint, str) else "",
+                macro_f1=(
+                    float(macro_f1)
+                    if isinstance(macro_f1, int | float) and not isinstance(macro_f1, bool)
+                    else None
+                ),
+                current=path.name == current,
+                recorded_version=str(recorded) if recorded is not None else None,
             )
         )
-    return sorted(entries, key=lambda e: e.created_at)
+    return sorted(entries, key=lambda e: (e.created_at, e.version))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else empty (a hand-edited bundle.json)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _who() -> str:

@@ -26,8 +26,11 @@ def evaluation_items(labels: Path, taxonomy: Taxonomy, extra: Path | None = None
 def evaluate_models(
     paths: list[Path], sets: dict[str, list[Item]], taxonomy: Taxonomy
 ) -> tuple[dict, dict]:
-    """``{version: {set name: report}}`` for every model on every set, and the decisions
-    behind them, ``{version: {set name: (theme 0/1 matrix, sentiment indices)}}``."""
+    """``{name: {set name: report}}`` for every model on every set, and the decisions behind
+    them, ``{name: {set name: (theme 0/1 matrix, sentiment indices)}}``. A model's name is
+    its folder's name, not the version in its ``bundle.json``: a copied or renamed bundle
+    (``cp -a a a-backup``) records the same version as its original, and keying by that put
+    both models under one name. Two paths with one folder name are told apart by path."""
     from service.bundle import load_bundle
     from service.predictor import Predictor
     from training.train import evaluate_predictor, predict_decisions
@@ -35,15 +38,27 @@ def evaluate_models(
     results, decisions = {}, {}
     for path in paths:
         predictor = Predictor(load_bundle(path), evidence=False)
-        version = predictor.model_version
-        results[version], decisions[version] = {}, {}
-        for name, items in sets.items():
+        name = _unique_name(Path(path), results)
+        results[name], decisions[name] = {}, {}
+        for set_name, items in sets.items():
             themes, sentiment = predict_decisions(predictor, items)
-            results[version][name] = evaluate_predictor(
+            results[name][set_name] = evaluate_predictor(
                 predictor, items, taxonomy, (themes, sentiment)
             )
-            decisions[version][name] = (themes, sentiment, list(predictor.theme_ids))
+            decisions[name][set_name] = (themes, sentiment, list(predictor.theme_ids))
     return results, decisions
+
+
+def _unique_name(path: Path, taken: dict) -> str:
+    """The folder name of ``path``, else its full path, else that with a count: a key not
+    yet in ``taken`` (comparing a model with itself still gives two entries)."""
+    for name in (path.name, str(path)):
+        if name not in taken:
+            return name
+    k = 2
+    while f"{path} ({k})" in taken:
+        k += 1
+    return f"{path} ({k})"
 
 
 def intervals(

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig
 
-from service.bundle import ENCODER_DIR, WEIGHTS_FILE, load_bundle, read_meta
+from service.bundle import (
+    ENCODER_DIR,
+    WEIGHTS_FILE,
+    BundleError,
+    load_bundle,
+    read_meta,
+    set_current,
+)
 from service.modeling import ThemeClassifier, load_encoder
 
 
@@ -38,3 +48,32 @@ def test_torch_model_answers_as_a_conventionally_loaded_one(tiny_bundle):
         want = reference.eval()(enc["input_ids"], enc["attention_mask"])
         got = bundle.model(enc["input_ids"], enc["attention_mask"])
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_set_current_refuses_a_real_current_folder_and_leaves_no_temporary_link(tmp_path):
+    models = tmp_path / "models"
+    (models / "a").mkdir(parents=True)
+    (models / "current").mkdir()
+    with pytest.raises(BundleError, match="current is a directory, not a link; move it away"):
+        set_current(models / "a", models)
+    assert sorted(p.name for p in models.iterdir()) == ["a", "current"]
+
+
+def test_set_current_uses_a_fresh_temporary_link_each_time(tmp_path, monkeypatch):
+    """A fixed temporary name let two promotions remove or rename each other's link."""
+    models = tmp_path / "models"
+    (models / "a").mkdir(parents=True)
+    (models / "b").mkdir()
+    made = []
+    real = os.replace
+
+    def spy(src, dst):
+        made.append(os.path.basename(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    set_current(models / "a", models)
+    set_current(models / "b", models)
+    assert len(set(made)) == 2 and all(name.startswith(".current.") for name in made)
+    assert (models / "current").resolve() == (models / "b").resolve()
+    assert os.readlink(models / "current") == "b"  # relative, so the folder can move

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 
 from service.taxonomy import load_taxonomy
-from training.compare import format_comparison, gate, intervals
+from training.compare import evaluate_models, format_comparison, gate, intervals
 from training.data import Item
 from training.metrics import full_report
 
@@ -96,3 +99,35 @@ def test_the_table_compares_the_origins_of_the_texts():
     lines = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
     assert "| real (2) micro F1 | 1.000 | 0.667 | -0.333 |" in lines["real (2) micro F1"]
     assert "| written (2) macro F1 | 1.000 | 1.000 | +0.000 |" in lines["written (2) macro F1"]
+
+
+def test_a_copied_bundle_is_compared_under_its_folder_name(tiny_bundle, small_labels, tmp_path):
+    """``cp -a tiny-a tiny-a-backup``: both record the same version; the results must not
+    collapse into one entry (the CLI then failed with "not enough values to unpack")."""
+    taxonomy = load_taxonomy("labels/taxonomy.yaml")
+    shutil.copytree(tiny_bundle, tmp_path / "tiny-a")
+    shutil.copytree(tiny_bundle, tmp_path / "tiny-a-backup")
+    lines = small_labels.read_text(encoding="utf-8").splitlines()[:6]
+    ids = list(taxonomy.theme_ids)
+    items = [
+        Item(
+            id=str(k),
+            text=json.loads(line)["text"],
+            lang="en",
+            themes=(ids[k % len(ids)],),
+            sentiment=list(taxonomy.sentiments)[0],
+            source="test",
+        )
+        for k, line in enumerate(lines)
+    ]
+    sets = {"test split": items}
+    paths = [tmp_path / "tiny-a", tmp_path / "tiny-a-backup"]
+    results, decisions = evaluate_models(paths, sets, taxonomy)
+    assert list(results) == list(decisions) == ["tiny-a", "tiny-a-backup"]
+    table = format_comparison("tiny-a", "tiny-a-backup", results)
+    assert "| | tiny-a | tiny-a-backup | change |" in table
+    spread = intervals("tiny-a", "tiny-a-backup", decisions, sets, taxonomy, n_resamples=20)
+    assert set(spread) == {"test split"}
+    # The same bundle twice (or two folders of one name) still gives two distinct entries.
+    results, _ = evaluate_models([paths[0], paths[0]], sets, taxonomy)
+    assert len(results) == 2
