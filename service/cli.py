@@ -158,8 +158,9 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
         print(card.read_text(encoding="utf-8"))
     if not ships:
         print(
-            f"{path.name} lost more than {config.max_f1_loss} macro F1 against its teacher; "
-            f"the current model stays {current_version(settings.models_dir)}"
+            f"{path.name} does not ship: it lost more than {config.max_f1_loss} macro F1 or "
+            f"{config.max_sentiment_loss} sentiment accuracy against its teacher (figures in "
+            f"its card); the current model stays {current_version(settings.models_dir)}"
         )
     return 0
 

@@ -11,6 +11,7 @@ import torch
 from service.bundle import load_bundle, read_meta
 from service.predictor import Predictor
 from service.registry import current_version, set_current_version
+from service.taxonomy import load_taxonomy
 from training.distill import DistillConfig, distill, layers_to_keep, make_student
 
 
@@ -421,3 +422,37 @@ def test_an_extra_teacher_with_other_inputs_is_refused_before_any_work(
     key = next(iter(change))
     with pytest.raises(ValueError, match=f"its {key} .* differs from the teacher's"):
         distill(_config(tiny_bundle, small_labels, tmp_path, extra_teachers=[str(other)]))
+
+
+def test_labels_changed_since_the_teacher_was_trained_are_scored_for_it(
+    tiny_bundle, small_labels, tmp_path
+):
+    """The teacher's card figures are for its own test split: with other labels the teacher
+    is scored on the current one, so the gate can still pass (it could never, before)."""
+    from training.data import find_label_files, load_items, split_items
+    from training.train import evaluate_predictor
+
+    labels = tmp_path / "labels.jsonl"
+    extra = {
+        "id": "new-1",
+        "text": "A brand new labelled complaint about refunds that never arrive",
+        "lang": "en",
+        "themes": ["service_quality"],
+        "sentiment": "negative",
+        "source": "written",
+    }
+    labels.write_text(small_labels.read_text() + json.dumps(extra) + "\n", encoding="utf-8")
+    models = tmp_path / "models"
+    models.mkdir()
+    path, ships = distill(
+        _config(tiny_bundle, labels, models, max_steps=2, max_f1_loss=1.0, max_sentiment_loss=1.0)
+    )
+    d = read_meta(path)["distillation"]
+    taxonomy = load_taxonomy()
+    items, _ = load_items(find_label_files(labels), taxonomy)
+    expected = evaluate_predictor(
+        Predictor(load_bundle(tiny_bundle)), split_items(items)["test"], taxonomy
+    )
+    assert d["teacher_macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert d["teacher_sentiment_accuracy"] == pytest.approx(expected["sentiment"]["accuracy"])
+    assert ships is True and d["ships"] is True
