@@ -136,9 +136,18 @@ def test_a_port_out_of_range_is_refused(tiny_bundle, capsys):
     assert "setting port" in capsys.readouterr().err
 
 
+def _no_log_handlers(monkeypatch):
+    """``serve`` installs JSON log handlers on the stream of the moment: under capsys that
+    stream closes with the test, and later tests' log lines would hit a closed file."""
+    import service.core.logging as logging_module
+
+    monkeypatch.setattr(logging_module, "configure_logging", lambda *_a, **_k: None)
+
+
 def test_a_store_that_cannot_open_is_a_message_without_its_password(
     tiny_bundle, monkeypatch, request, capsys
 ):
+    _no_log_handlers(monkeypatch)
     _settings_env(
         monkeypatch, request, CXTHEMES_DATABASE_URL="postgresql+psycopg://cx:hunter2@127.0.0.1:1/db"
     )
@@ -155,6 +164,7 @@ def test_several_workers_with_a_broken_model_are_refused_before_forking(
 
     import uvicorn
 
+    _no_log_handlers(monkeypatch)
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
     (broken / "model.safetensors").write_bytes(b"\0" * 10)
