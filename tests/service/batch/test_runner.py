@@ -47,6 +47,18 @@ class Stop(Exception):
     pass
 
 
+def _stopped_after_the_first_chunk(predictor, tmp_path):
+    """A 30-row input and a run of it stopped after its first chunk of 10."""
+    src = tmp_path / "in.jsonl"
+    write_input(src, 30)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(Stop):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
+            progress=False, on_chunk=lambda k: (_ for _ in ()).throw(Stop)
+        )
+    return src, out
+
+
 def test_identical_texts_are_scored_once(predictor, tmp_path):
     src = tmp_path / "in.jsonl"
     rows = ["Too expensive!", "Slow delivery", "Too expensive!"] * 5
@@ -85,13 +97,7 @@ def test_texts_that_differ_in_case_or_spacing_get_their_own_scores_and_evidence(
 def test_a_resumed_run_with_record_records_the_chunks_scored_before(predictor, tmp_path):
     from service.store import Store
 
-    src = tmp_path / "in.jsonl"
-    write_input(src, 30)
-    out = tmp_path / "out.jsonl"
-    with pytest.raises(Stop):
-        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
-            progress=False, on_chunk=lambda k: (_ for _ in ()).throw(Stop)
-        )
+    src, out = _stopped_after_the_first_chunk(predictor, tmp_path)
     store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
     # The unfinished run did not record its first chunk: resuming it with --record would
     # silently leave those rows out of the store, so it must start over.
@@ -155,13 +161,7 @@ def test_an_interrupted_run_resumes_to_identical_output(predictor, tmp_path):
 
 
 def test_a_changed_input_or_options_is_not_mixed_into_an_unfinished_run(predictor, tmp_path):
-    src = tmp_path / "in.jsonl"
-    write_input(src, 30)
-    out = tmp_path / "out.jsonl"
-    with pytest.raises(Stop):
-        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(
-            progress=False, on_chunk=lambda k: (_ for _ in ()).throw(Stop)
-        )
+    src, out = _stopped_after_the_first_chunk(predictor, tmp_path)
     write_input(src, 31)
     with pytest.raises(InputError, match="--restart"):
         Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)

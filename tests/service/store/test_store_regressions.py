@@ -57,23 +57,20 @@ def test_language_is_masked_and_cut_in_every_table(store):
             c.execute(select(daily_counts.c.value).where(daily_counts.c.dim == "lang")).scalars()
         )
     assert item_langs == theme_langs == rollup == {"[EMAIL]", "x" * 32}
-    before = store.theme_metrics(
-        datetime(2026, 11, 2),
-        datetime(2026, 11, 9),
-        interval="week",
-        theme_ids=THEMES,
-        sentiments=SENTIMENTS,
-        group_by="lang",
-    )
+
+    def weekly_by_lang():
+        return store.theme_metrics(
+            datetime(2026, 11, 2),
+            datetime(2026, 11, 9),
+            interval="week",
+            theme_ids=THEMES,
+            sentiments=SENTIMENTS,
+            group_by="lang",
+        )
+
+    before = weekly_by_lang()
     rebuild_rollup(store.engine)  # the rollup agrees with the item rows it is rebuilt from
-    after = store.theme_metrics(
-        datetime(2026, 11, 2),
-        datetime(2026, 11, 9),
-        interval="week",
-        theme_ids=THEMES,
-        sentiments=SENTIMENTS,
-        group_by="lang",
-    )
+    after = weekly_by_lang()
     assert {p.group: p.feedback_count for p in before} == {"[EMAIL]": 1, "x" * 32: 1}
     assert before == after
 
