@@ -71,7 +71,10 @@ class Store:
         return metrics.summary(self.engine, start, end, **kwargs)
 
     def examples(self, theme: str, start: datetime, end: datetime, limit: int = 3) -> list[dict]:
-        """Stored (masked) texts for ``theme`` with their evidence (needs ``store_text``)."""
+        """Stored (masked) texts for ``theme`` with their evidence; none unless ``store_text``
+        (texts kept before it was turned off are not shown either)."""
+        if not self.store_text:
+            return []
         return metrics.examples(self.engine, theme, start, end, limit)
 
     def close(self) -> None:

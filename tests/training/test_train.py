@@ -149,6 +149,8 @@ def test_seed_search_keeps_the_best_dev_run(
     assert meta["best_dev_selection"] == kept["best_dev_selection"]
     assert meta["hyperparameters"]["seeds"] == [13, 29]
     assert "## Seed search" in out and f"| {kept['seed']} (kept) |" in out
+    # No current model to compare with: the hint is to promote, not "compare None ...".
+    assert "cxthemes models promote search" in out and "compare None" not in out
     assert not (models / ".checkpoints" / "search").exists()
 
     # The kept weights are exactly what a plain run with that seed trains, and the figures

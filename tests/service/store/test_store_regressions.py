@@ -210,3 +210,15 @@ def test_periods_reaching_the_end_of_the_calendar_do_not_overflow(store):
             sentiments=SENTIMENTS,
         )
         assert sum(p.feedback_count for p in periods) == 1, interval
+
+
+def test_examples_are_not_shown_once_store_text_is_off(store_url):
+    """Texts kept while store_text was on are not shown after it is turned off."""
+    keeping = Store.open(store_url, store_text=True)
+    keeping.record([with_meta("kept", {})], "1")
+    window = (datetime(2026, 11, 1), datetime(2026, 11, 30))
+    assert [r["id"] for r in keeping.examples("pricing_value", *window)] == ["kept"]
+    keeping.close()
+    off = Store.open(store_url, store_text=False)
+    assert off.examples("pricing_value", *window) == []
+    off.close()
