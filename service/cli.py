@@ -532,6 +532,7 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
     from service.registry import current_version, set_current_version
 
     champion = current_version(settings.models_dir)
+    checked_against = champion  # what the registry must still say when we switch
     challenger = _bundle_path(settings, args.version).name
     if champion == challenger:
         print(f"{challenger} is already current")
@@ -572,6 +573,8 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
         "promote",
         forced=bool(reasons),
         reason="; ".join(reasons) or skipped,
+        # The comparison took minutes: another promotion in the meantime voids it.
+        replacing=checked_against,
     )
     if reasons:
         logging.getLogger("service.registry").warning(

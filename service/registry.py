@@ -159,12 +159,21 @@ def set_current_version(
     action: str,
     forced: bool = False,
     reason: str = "",
+    replacing: str | None | object = ...,
 ) -> dict[str, Any]:
     """Make the bundle in the folder ``version`` current and record why (``action``: train,
     promote, rollback). The folder name is what the registry records; its ``bundle.json`` may
     record another version (a copied or renamed bundle) and that is allowed: the folder is
-    the model's name everywhere here."""
+    the model's name everywhere here. ``replacing``: the current version the caller checked
+    the new one against (a promotion's champion); ``BundleError`` and no change when another
+    writer has made a different one current since."""
     with _registry_lock(models_dir):
+        current = read_registry(models_dir)["current"]
+        if replacing is not ... and current != replacing:
+            raise BundleError(
+                f"the current model changed to {current} while {version} was compared with "
+                f"{replacing}; nothing changed, run the command again"
+            )
         return _set_current_version_locked(models_dir, version, action, forced, reason)
 
 

@@ -294,3 +294,12 @@ def test_a_real_current_folder_is_refused_before_anything_changes(models):
     assert (models / "registry.json").read_bytes() == before
     assert (models / "current" / "keep.txt").read_text() == "mine"
     assert not [f.name for f in models.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_a_promotion_checked_against_a_champion_that_has_since_changed_is_refused(models):
+    set_current_version(models, "a", "promote")
+    set_current_version(models, "b", "promote")  # another promotion while "c" was compared to a
+    with pytest.raises(BundleError, match="changed to b while c was compared with a"):
+        set_current_version(models, "c", "promote", replacing="a")
+    assert current_version(models) == "b"
+    assert set_current_version(models, "c", "promote", replacing="b")["previous"] == "b"
