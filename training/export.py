@@ -18,11 +18,14 @@ import torch
 from torch import nn
 
 from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
-from service.bundle import load_bundle, read_meta, write_meta
+from service.bundle import BundleError, load_bundle, read_meta, write_meta
 from training.precision import compare_with_torch, passes_gate
 
 log = logging.getLogger(__name__)
 OPSET = 17
+# The fp32 graph is the torch model computed another way: probabilities match to ~1e-6.
+FP32_MAX_PROB_DIFF = 1e-3
+FP32_CHECK_TEXTS = 64
 
 
 class _Exported(nn.Module):
@@ -102,11 +105,22 @@ def export_onnx(
     final = root / ONNX_DIR
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
+    # `auto` serves the fp32 graph wherever int8 and bf16 fail their gates, so it must be the
+    # torch model, not merely a graph that loads: checked on a few texts, or not kept.
+    parity_texts = (check_texts or [])[:FP32_CHECK_TEXTS] or ["hello", "太贵了，客服也不回", "ok"]
+    parity = compare_with_torch(root, "onnx-fp32", "fp32", parity_texts)
+    if parity["max_abs_theme_prob_diff"] > FP32_MAX_PROB_DIFF:
+        shutil.rmtree(final)
+        raise BundleError(
+            f"{root}: the exported fp32 graph does not match the torch model (theme "
+            f"probabilities differ by up to {parity['max_abs_theme_prob_diff']}); not kept"
+        )
     figures = {
         "opset": OPSET,
         "files": [f"{ONNX_DIR}/{ONNX_FP32}"] + ([f"{ONNX_DIR}/{ONNX_INT8}"] if int8 else []),
         "quantization": "dynamic, QInt8 per-channel weights" if int8 else "none (skipped)",
         "fused_attention_blocks": fused,
+        "fp32_max_abs_theme_prob_diff": parity["max_abs_theme_prob_diff"],
         "export_seconds": round(time.monotonic() - started, 1),
     }
     if int8 and (check_texts or check_items):

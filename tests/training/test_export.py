@@ -42,6 +42,7 @@ def test_export_records_files_and_agreement(exported, texts):
     assert figures["fused_attention_blocks"] == 2
     assert meta["onnx"]["sentiment_agrees"] >= 0.95
     assert figures["max_abs_theme_prob_diff"] < 0.05
+    assert figures["fp32_max_abs_theme_prob_diff"] <= 1e-4  # the fp32 graph is the model
     # int8 is half the size or less (the embedding matrix dominates the tiny model too)
     int8 = (exported / ONNX_DIR / ONNX_INT8).stat().st_size
     assert int8 < 0.5 * (exported / ONNX_DIR / ONNX_FP32).stat().st_size
@@ -132,3 +133,24 @@ def test_export_without_int8(tiny_bundle, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--if-missing"]) == 0
     assert "already has an ONNX export" in capsys.readouterr().out
+
+
+def test_an_fp32_graph_that_does_not_match_torch_is_not_kept(tiny_bundle, tmp_path, monkeypatch):
+    """`auto` serves the fp32 graph where int8 and bf16 fail: it is checked at export."""
+    import training.export as export
+
+    path = tmp_path / "mismatch"
+    shutil.copytree(tiny_bundle, path)
+    real = export.compare_with_torch
+
+    def off_by_a_lot(root, backend, name, texts, *args, **kwargs):
+        figures = real(root, backend, name, texts, *args, **kwargs)
+        return {**figures, "max_abs_theme_prob_diff": 0.2} if backend == "onnx-fp32" else figures
+
+    monkeypatch.setattr(export, "compare_with_torch", off_by_a_lot)
+    from service.bundle import BundleError
+
+    with pytest.raises(BundleError, match="does not match the torch model"):
+        export_onnx(path, int8=False)
+    assert not (path / ONNX_DIR).exists()
+    assert "onnx" not in json.loads((path / "bundle.json").read_text())
