@@ -45,6 +45,7 @@ from training.data import (
     load_items,
     split_items,
 )
+from training.label_import import near_key
 from training.train import (
     TrainConfig,
     _dataset,
@@ -179,8 +180,9 @@ def prune_ffn(model: nn.Module, n_keep: int, importance: list[torch.Tensor]) -> 
 
 
 def unlabelled_texts(config: DistillConfig, exclude: set[str]) -> list[str]:
-    """The unlabelled pool: de-duplicated, without any labelled text (dev and test stay
-    unseen), capped at ``max_unlabelled``."""
+    """The unlabelled pool: de-duplicated, without any labelled text or a near copy of one
+    (``exclude`` holds their normalised and near keys: dev and test stay unseen), capped at
+    ``max_unlabelled``."""
     from service.batch.readers import Reader
 
     texts: list[str] = []
@@ -200,7 +202,10 @@ def unlabelled_texts(config: DistillConfig, exclude: set[str]) -> list[str]:
     pool = []
     for text in texts:
         key = normalise_for_dedup(text)
-        if key and key not in seen:
+        # Near copies too ("Top!! 👍" of a test text "top"): the teacher's outputs on them
+        # would teach the student its answers for dev and test texts.
+        near = near_key(text)
+        if key and key not in seen and (not near or near not in exclude):
             seen.add(key)
             pool.append(text)
     return pool[: config.max_unlabelled]
@@ -240,6 +245,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     )
 
     labelled = {normalise_for_dedup(i.text) for i in items}
+    labelled |= {near for i in items if (near := near_key(i.text))}
     pool = [i.text for i in splits["train"]] + unlabelled_texts(config, labelled)
     log.info("teacher %s: soft targets for %d texts", teacher_bundle.version, len(pool))
     # The teacher's fastest exact backend (fp32 ONNX when exported) labels the pool.

@@ -456,3 +456,19 @@ def test_labels_changed_since_the_teacher_was_trained_are_scored_for_it(
     assert d["teacher_macro_f1"] == pytest.approx(expected["macro_f1"])
     assert d["teacher_sentiment_accuracy"] == pytest.approx(expected["sentiment"]["accuracy"])
     assert ships is True and d["ships"] is True
+
+
+def test_near_copies_of_labelled_texts_stay_out_of_the_unlabelled_pool(tmp_path):
+    """README: dev and test texts are never unlabelled texts; near copies neither (the
+    teacher's outputs on "Top!! 👍" would teach the student its answer for a test "top")."""
+    from service.text import normalise_for_dedup
+    from training.distill import unlabelled_texts
+    from training.label_import import near_key
+
+    labelled = ["top", "Meh."]
+    exclude = {normalise_for_dedup(t) for t in labelled} | {near_key(t) for t in labelled}
+    path = tmp_path / "pool.jsonl"
+    pool = ["Top!! 👍", "meh", "Top demais", "great", "👍👍", "👍👍"]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in pool), encoding="utf-8")
+    kept = unlabelled_texts(DistillConfig(unlabelled=[path]), exclude=exclude)
+    assert kept == ["Top demais", "great", "👍👍"]
