@@ -311,15 +311,22 @@ def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path
     return current.resolve()
 
 
+def check_current_replaceable(models_dir: str | Path) -> Path:
+    """``<models_dir>/current``, or ``BundleError`` when it is a real folder, which a link
+    cannot replace (the registry checks this before it changes anything)."""
+    link = Path(models_dir) / CURRENT_LINK
+    if link.is_dir() and not link.is_symlink():
+        raise BundleError(f"{link} is a directory, not a link; move it away")
+    return link
+
+
 def set_current(bundle_path: str | Path, models_dir: str | Path) -> Path:
     """Point ``<models_dir>/current`` at ``bundle_path`` with an atomic symlink swap;
     ``BundleError`` (nothing changed) when ``current`` is a real folder, which a link cannot
     replace."""
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
-    link = models / CURRENT_LINK
-    if link.is_dir() and not link.is_symlink():
-        raise BundleError(f"{link} is a directory, not a link; move it away")
+    link = check_current_replaceable(models)
     target = os.path.relpath(Path(bundle_path).resolve(), models.resolve())
     # A name of its own: with one fixed name, two promotions at once removed or renamed each
     # other's temporary link (FileNotFoundError) or put the other's target in place.

@@ -88,12 +88,13 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     card = path / "README.md"
     if card.is_file():
         print(card.read_text(encoding="utf-8"))
-    if current is None and current_version(settings.models_dir) is None:
+    now = current_version(settings.models_dir)
+    if now is None:
         print(
             f"{path.name} is not current (--no-current); make it so with:\n"
             f"  cxthemes models promote {path.name}"
         )
-    elif current_version(settings.models_dir) != path.name:
+    elif now != path.name:
         print(
             f"challenger {path.name} is not current; compare and promote it with:\n"
             f"  cxthemes models compare {current} {path.name}\n"

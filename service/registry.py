@@ -33,7 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.bundle import CURRENT_LINK, BundleError, is_work_folder, read_meta, set_current
+from service.bundle import (
+    CURRENT_LINK,
+    BundleError,
+    check_current_replaceable,
+    is_work_folder,
+    read_meta,
+    set_current,
+)
 
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = ".registry.lock"
@@ -168,26 +175,33 @@ def set_current_version(
     the new one against (a promotion's champion); ``BundleError`` and no change when another
     writer has made a different one current since."""
     with _registry_lock(models_dir):
-        current = read_registry(models_dir)["current"]
-        if replacing is not ... and current != replacing:
+        data = read_registry(models_dir)
+        if replacing is not ... and data["current"] != replacing:
             raise BundleError(
-                f"the current model changed to {current} while {version} was compared with "
-                f"{replacing}; nothing changed, run the command again"
+                f"the current model changed to {data['current']} while {version} was "
+                f"compared with {replacing}; nothing changed, run the command again"
             )
-        return _set_current_version_locked(models_dir, version, action, forced, reason)
+        return _set_current_version_locked(models_dir, data, version, action, forced, reason)
 
 
 def _set_current_version_locked(
-    models_dir: str | Path, version: str, action: str, forced: bool, reason: str
+    models_dir: str | Path,
+    data: dict[str, Any],
+    version: str,
+    action: str,
+    forced: bool,
+    reason: str,
 ) -> dict[str, Any]:
-    """:func:`set_current_version` for a caller that holds :func:`_registry_lock`."""
+    """:func:`set_current_version` for a caller that holds :func:`_registry_lock` and has
+    read the registry (``data``) under it."""
     path = Path(models_dir) / version
     if is_work_folder(path):
         raise BundleError(f"{path} is a bundle still being written (or left by a killed run)")
     read_meta(path)  # refuses a missing or incomplete bundle before anything changes
-    _check_current_link(models_dir)
+    # Else the registry would move and the link swap then fail: a traceback after a
+    # promotion that had happened.
+    check_current_replaceable(models_dir)
     _remove_stale_temporaries(models_dir)
-    data = read_registry(models_dir)
     event = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "action": action,
@@ -214,15 +228,6 @@ def _remove_stale_temporaries(models_dir: str | Path) -> None:
         for stale in folder.glob(pattern):
             if stale.is_symlink() or stale.is_file():
                 stale.unlink(missing_ok=True)
-
-
-def _check_current_link(models_dir: str | Path) -> None:
-    """Refuse before the registry changes when ``models/current`` cannot be replaced by a
-    link (a real folder): else the registry moved and the link swap then failed, a traceback
-    after a promotion that had happened."""
-    link = Path(models_dir) / CURRENT_LINK
-    if link.is_dir() and not link.is_symlink():
-        raise BundleError(f"{link} is a directory, not a link; move it away")
 
 
 def check_new_version(
@@ -292,7 +297,7 @@ def rollback(models_dir: str | Path) -> dict[str, Any]:
         data = read_registry(models_dir)
         target = _rollback_target(data)
         return _set_current_version_locked(
-            models_dir, target, "rollback", False, f"from {data['current']}"
+            models_dir, data, target, "rollback", False, f"from {data['current']}"
         )
 
 

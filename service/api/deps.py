@@ -35,24 +35,22 @@ class ModelHolder:
 
     @predictor.setter
     def predictor(self, predictor: Predictor) -> None:
-        bundle = predictor.bundle
-        self._recording[predictor.model_version] = (
-            bundle.meta.get("taxonomy_version", ""),
-            dict(bundle.thresholds),
-        )
+        self._recording[predictor.model_version] = _recording_of(predictor)
         self._predictor = predictor  # one reference swap: the next batch reads the new one
 
     def recording_context(self, model_version: str) -> tuple[str, dict[str, float]]:
         """The taxonomy version and thresholds of the model that made ``model_version``'s
         predictions (the current model's if that version is unknown)."""
-        if model_version in self._recording:
-            return self._recording[model_version]
-        bundle = self._predictor.bundle
-        return bundle.meta.get("taxonomy_version", ""), dict(bundle.thresholds)
+        return self._recording.get(model_version) or _recording_of(self._predictor)
 
     def predict(self, texts: list[str], langs: list[str | None]):
         # Read at call time so a reloaded predictor is picked up by the next batch.
         return self.predictor.predict(texts, langs=langs)
+
+
+def _recording_of(predictor: Predictor) -> tuple[str, dict[str, float]]:
+    bundle = predictor.bundle
+    return bundle.meta.get("taxonomy_version", ""), dict(bundle.thresholds)
 
 
 # Every dependency is `async def`: they only read app state, and FastAPI runs a plain `def`

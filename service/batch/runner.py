@@ -197,6 +197,7 @@ class Job:
 
     def _prepare_work(self) -> None:
         identity = self._identity()
+        self._input_fingerprint = identity["input"]  # the input as scored: checked again later
         manifest = self.work / "run.json"
         if self.options.restart and self.work.exists():
             shutil.rmtree(self.work)
@@ -318,8 +319,7 @@ class Job:
     def _assemble(self, summary: RunSummary) -> None:
         # Phase 2 reads the input again beside the chunk files: an input changed since the run
         # began would pair its rows with another text's predictions.
-        manifest = json.loads((self.work / "run.json").read_text(encoding="utf-8"))
-        if manifest["input"] != _fingerprint(self.input):
+        if _fingerprint(self.input) != self._input_fingerprint:
             raise InputError(
                 f"{self.input}: the file changed while it was being scored; "
                 "run the command again with --restart"
@@ -335,8 +335,8 @@ class Job:
             self.output_columns,
             self.columns,
             self._output_schema(),
-            "\t" if self.output.suffix.lower() == ".tsv" else self.reader.delimiter or ",",
-            fmt=self.output_format,
+            self.reader.delimiter or ",",
+            final_path=self.output,
         )
         try:
             self._write_output(writer, tmp_err, stats, segment, summary)

@@ -117,13 +117,15 @@ class OutputWriter:
         columns: PredictionColumns,
         input_schema=None,
         delimiter: str = ",",
-        fmt: str | None = None,
+        final_path: Path | None = None,
     ) -> None:
-        """``fmt``: the format, when ``path`` is a temporary name (default: by its suffix)."""
-        self.path, self.fmt = path, fmt or output_format(path)
+        """``final_path``: the name ``path`` (a temporary one) will get, whose suffix sets the
+        format (default: ``path``'s own)."""
+        named = final_path or path
+        self.path, self.fmt = path, output_format(named)
         self.input_columns, self.columns = input_columns, columns
         self.input_schema = input_schema
-        self.delimiter = "\t" if path.suffix.lower() == ".tsv" else delimiter
+        self.delimiter = "\t" if named.suffix.lower() == ".tsv" else delimiter
         self.rows = 0
         self._fh = None
         self._csv = None
