@@ -4,6 +4,7 @@ the model's answers as pre-annotations (a labeller corrects instead of starting 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
 
 from service.taxonomy import Taxonomy
@@ -25,6 +26,12 @@ def label_config(taxonomy: Taxonomy) -> str:
         f"{sentiments}\n  </Choices>\n"
         "</View>\n"
     )
+
+
+def _utc_iso(value: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, as the API sends datetimes (the store keeps naive UTC)."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def review_task(row: dict) -> dict:
@@ -57,6 +64,6 @@ def review_task(row: dict) -> dict:
         "meta": {
             "review_reasons": row.get("review_reasons") or [],
             "review_margin": margin,
-            "created_at": row["created_at"].isoformat() if row.get("created_at") else None,
+            "created_at": _utc_iso(row["created_at"]) if row.get("created_at") else None,
         },
     }

@@ -1110,7 +1110,7 @@ def test_reload_to_a_corrupt_bundle_keeps_serving_the_old_model(cli_env, tiny_bu
     settings = Settings(models_dir=models, database_url=f"sqlite:///{models.parent / 'api.db'}")
     body = {"items": [{"id": "1", "text": "Too expensive"}]}
     refusals = {}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         for case, (damage, problems) in CORRUPTIONS.items():
             path = copy_bundle(tiny_bundle, models, f"bad-{case}")
             set_current_version(models, path.name, "promote", forced=True)

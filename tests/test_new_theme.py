@@ -53,7 +53,9 @@ def test_a_new_theme_end_to_end(tiny_base, tiny_bundle, small_labels, tmp_path):
             {"id": "old-1", "text": "Too expensive", "metadata": {"created_at": "2026-11-03"}},
         ],
     }
-    with TestClient(create_app(Settings(model=str(tiny_bundle), database_url=db))) as old:
+    with TestClient(
+        create_app(Settings(model=str(tiny_bundle), database_url=db)), base_url="http://localhost"
+    ) as old:
         assert old.post("/v1/classify", json=body).status_code == 200
 
     bundle = train(
@@ -73,14 +75,16 @@ def test_a_new_theme_end_to_end(tiny_base, tiny_bundle, small_labels, tmp_path):
     assert meta["theme_ids"][-1] == "billing_errors" and meta["taxonomy_version"] == "2"
     assert (bundle / "taxonomy.yaml").is_file()
 
-    with TestClient(create_app(Settings(model=str(bundle), database_url=db))) as new:
+    with TestClient(
+        create_app(Settings(model=str(bundle), database_url=db)), base_url="http://localhost"
+    ) as new:
         themes = new.get("/v1/themes").json()
         assert themes["version"] == "2" and len(themes["themes"]) == 10
         result = new.post("/v1/classify", json={"items": [{"id": "n", "text": "charged twice"}]})
         assert "billing_errors" in result.json()["results"][0]["scores"]
         periods = new.get(
             "/v1/metrics/themes",
-            params={"start": "2026-11-01", "end": "2026-11-08", "interval": "week"},
+            params={"start": "2026-11-02", "end": "2026-11-08", "interval": "week"},
         ).json()["periods"]
         assert periods[0]["feedback_count"] == 1  # recorded under taxonomy v1, still there
         assert "billing_errors" in [t["theme"] for t in periods[0]["themes"]]

@@ -102,7 +102,7 @@ def test_the_whole_loop(workspace, tiny_base, tmp_path, capsys):
     settings = Settings(models_dir=models, database_url=f"sqlite:///{tmp_path / 'api.db'}")
     from service.api.main import create_app
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         body = {"items": [{"id": "1", "text": "Too expensive"}]}
         assert client.post("/v1/classify", json=body).json()["model_version"] == "champion"
 

@@ -7,7 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from service.api.deps import ModelHolder
 from service.api.observability import BodySizeLimitMiddleware, RequestLogMiddleware, Telemetry
@@ -38,6 +39,10 @@ from service.store import Store
 
 log = logging.getLogger(__name__)
 
+# Without API keys the API serves loopback only (``cxthemes serve`` enforces it): requests must
+# name it too, so a web page whose name re-resolves to 127.0.0.1 (DNS rebinding) cannot use it.
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with each bad field named as a dotted path, e.g. ``items.0.text``."""
@@ -52,9 +57,10 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException):
-    """FastAPI's own answer, except for a body it could not parse as JSON at all (bytes that
-    are not UTF-8, nesting too deep for the parser): FastAPI says 400 with a bare string; we
-    say 422 naming the body, as for any other invalid JSON."""
+    """FastAPI's own answer, with a bare string detail (Starlette's 404 and 405) given the
+    documented shape ``{"message": ...}``; except for a body it could not parse as JSON at all
+    (bytes that are not UTF-8, nesting too deep for the parser): FastAPI says 400 with a bare
+    string; we say 422 naming the body, as for any other invalid JSON."""
     if exc.status_code == 400 and exc.__cause__ is not None:
         cause = exc.__cause__
         if isinstance(cause, UnicodeDecodeError):
@@ -67,6 +73,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
             status_code=422,
             content={"detail": [{"field": "body", "message": f"invalid JSON: {reason}"}]},
         )
+    if isinstance(exc.detail, str):
+        exc = HTTPException(exc.status_code, {"message": exc.detail}, exc.headers)
     return await http_exception_handler(request, exc)
 
 
@@ -176,6 +184,8 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    if not settings.api_keys:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware, telemetry=telemetry)
     log.info("serving model", extra={"model_version": predictor.model_version})

@@ -36,6 +36,8 @@ class _RequestIds:
 _request_ids = _RequestIds()
 os.register_at_fork(after_in_child=_request_ids.reset)  # a forked worker gets its own prefix
 
+# Prometheus label values must be bounded: any other method a client sends counts as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -140,8 +142,9 @@ class RequestLogMiddleware:
             # The template (/v1/feedback/{item_id}), not the path: bounded label values.
             route_name = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.telemetry.requests.labels(method, route_name, str(status)).inc()
-            self.telemetry.latency.labels(method, route_name).observe(elapsed)
+            label = method if method in _METHODS else "other"
+            self.telemetry.requests.labels(label, route_name, str(status)).inc()
+            self.telemetry.latency.labels(label, route_name).observe(elapsed)
             log.info(
                 "request",
                 extra={

@@ -297,6 +297,13 @@ class ThemeMetricsResponse(BaseModel):
     periods: list[PeriodMetrics]
 
 
+class GroupMetrics(BaseModel):
+    group: str | None = Field(None, description="The group_by value; null: not set.")
+    feedback_count: int
+    review_share: float = Field(..., description="Share of items flagged for review.")
+    themes: list[ThemeMetric] = Field(..., description="Every theme; no change figures.")
+
+
 class SummaryResponse(BaseModel):
     start: UtcDateTime
     end: UtcDateTime
@@ -306,4 +313,7 @@ class SummaryResponse(BaseModel):
     top_themes: list[ThemeMetric] = Field(..., description="By count, most first.")
     rising_themes: list[ThemeMetric] = Field(
         ..., description="Share gained against the previous window, most first."
+    )
+    groups: list[GroupMetrics] | None = Field(
+        None, description="With group_by: each group's figures over the window only."
     )

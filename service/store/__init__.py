@@ -70,6 +70,14 @@ class Store:
     def summary(self, start: datetime, end: datetime, **kwargs) -> metrics.Summary:
         return metrics.summary(self.engine, start, end, **kwargs)
 
+    def group_summary(self, start: datetime, end: datetime, **kwargs) -> list[metrics.GroupStat]:
+        """Per group, the window's own figures (see :func:`metrics.group_summary`)."""
+        return metrics.group_summary(self.engine, start, end, **kwargs)
+
+    def has_theme(self, theme: str) -> bool:
+        """Whether recorded feedback mentions ``theme`` (e.g. one of an older taxonomy)."""
+        return metrics.has_theme(self.engine, theme)
+
     def examples(self, theme: str, start: datetime, end: datetime, limit: int = 3) -> list[dict]:
         """Stored (masked) texts for ``theme`` with their evidence; none unless ``store_text``
         (texts kept before it was turned off are not shown either)."""

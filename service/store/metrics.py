@@ -4,18 +4,20 @@ Everything is read from the ``daily_counts`` rollup, so a query's cost depends o
 of days and groups asked for, not on the number of recorded items. Windows resolve to whole
 UTC days (the day of ``start`` up to and including the day of ``end``, unless ``end`` is
 midnight); periods are whole UTC calendar periods (ISO weeks start on Monday), and a window
-covers every period that overlaps it. SQL returns one row per (period, group, theme,
-sentiment), so what Python touches is proportional to the answer, not to the data.
+covers every period that overlaps it, those without feedback included (with zero counts). SQL
+returns one row per (period, group, theme, sentiment), so what Python touches is proportional
+to the answer and the number of periods, not to the data.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, Row, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from service.store.tables import NONE, daily_counts
@@ -102,6 +104,57 @@ def day_range(start: datetime, end: datetime) -> tuple[date, date]:
     return start.date(), stop
 
 
+def period_count(start: datetime, end: datetime, interval: Interval) -> int:
+    """How many periods the window [start, end) touches (counted, not listed: a window can
+    span millennia)."""
+    first_day, stop = day_range(start, end)
+    first = period_start(first_day, interval)
+    last = period_start(stop - timedelta(days=1), interval)
+    if interval == "month":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return (last - first).days // (7 if interval == "week" else 1) + 1
+
+
+def _periods(first: date, last: date, interval: Interval) -> Iterator[date]:
+    """The period starts from ``first`` to ``last``, both included (never past ``last``, so
+    a window ending in year 9999 does not overflow)."""
+    period = first
+    while True:
+        yield period
+        if period >= last:
+            return
+        period = shift_period(period, interval, 1)
+
+
+Totals = dict[Hashable, list[int]]
+Splits = dict[tuple[Hashable, str], dict[str, int]]
+
+
+def _tally(rows: Iterable[Row], key: Callable[[Row], Hashable], sentiments: list[str]):
+    """Rollup rows summed per ``key(row)``: the item rows (theme '') as ``[items, flagged]``,
+    the theme rows as a sentiment split per (key, theme)."""
+    items: Totals = {}
+    counts: Splits = defaultdict(lambda: dict.fromkeys(sentiments, 0))
+    for r in rows:
+        k = key(r)
+        if r.theme == NONE:
+            totals = items.setdefault(k, [0, 0])
+            totals[0] += int(r.n)
+            totals[1] += int(r.review)
+        else:
+            counts[(k, r.theme)][r.sentiment] = int(r.n)
+    return items, counts
+
+
+def _theme_stat(
+    theme_id: str, n_items: int, split: dict[str, int] | None, sentiments: list[str]
+) -> ThemeStat:
+    """A theme's count, share of ``n_items`` and sentiment split (zeros when not mentioned)."""
+    split = dict(split) if split else dict.fromkeys(sentiments, 0)
+    n = sum(split.values())
+    return ThemeStat(theme_id, n, n / n_items if n_items else 0.0, split)
+
+
 def theme_metrics(
     engine: Engine,
     start: datetime,
@@ -113,10 +166,13 @@ def theme_metrics(
     theme: str | None = None,
 ) -> list[PeriodStat]:
     """Per period (and group): item count, and per theme its count, share, sentiment split and
-    change against the previous period. Periods are whole, the first and the last too, so they
-    may reach outside the window: the window's own totals are ``summary``'s."""
+    change against the previous period. Every period the window touches is listed (with zero
+    counts where there is no feedback; per group, for each group with feedback in the window).
+    Periods are whole, the first and the last too, so they may reach outside the window: the
+    window's own totals are ``summary``'s."""
     first_day, stop = day_range(start, end)
     first = period_start(first_day, interval)
+    last = period_start(stop - timedelta(days=1), interval)
     query_start = shift_period(first, interval, -1)  # the period before, for the change
     query_stop = _period_after(stop - timedelta(days=1), interval)  # the last period whole
     d = daily_counts.c
@@ -138,44 +194,35 @@ def theme_metrics(
     if theme:
         query = query.where(d.theme.in_([NONE, theme]))
 
-    items: dict[tuple[date, str | None], list[int]] = {}
-    counts: dict[tuple[date, str | None, str], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(sentiments, 0)
-    )
     with engine.connect() as connection:
-        for r in connection.execute(query):
-            key = (_as_date(r.period), r.value or None)
-            if r.theme == NONE:
-                totals = items.setdefault(key, [0, 0])
-                totals[0] += int(r.n)
-                totals[1] += int(r.review)
-            else:
-                counts[(*key, r.theme)][r.sentiment] = int(r.n)
+        items, counts = _tally(
+            connection.execute(query), lambda r: (_as_date(r.period), r.value or None), sentiments
+        )
 
     shown = [theme] if theme else theme_ids
-    extra = sorted({k[2] for k in counts} - set(shown)) if not theme else []
+    extra = sorted({t for _, t in counts} - set(shown)) if not theme else []
+    # Without group_by, the one overall row per period even when the window is empty.
+    groups = {g for p, g in items if p >= first} if group_by else {None}
 
-    def stat(period: date, group: str | None, theme_id: str) -> ThemeStat:
-        n_items = items.get((period, group), (0, 0))[0]
-        split = counts.get((period, group, theme_id), dict.fromkeys(sentiments, 0))
-        n = sum(split.values())
-        return ThemeStat(theme_id, n, n / n_items if n_items else 0.0, dict(split))
+    def stat(key: tuple[date, str | None], theme_id: str) -> ThemeStat:
+        return _theme_stat(theme_id, items[key][0], counts.get((key, theme_id)), sentiments)
 
     result = []
-    for period_day, group in sorted(items, key=lambda k: (k[0], k[1] or "")):
-        if period_day < first:
-            continue  # only the base of the first period's change
-        n_items, n_review = items[(period_day, group)]
-        row = PeriodStat(period_day, group, n_items, n_review)
-        previous = shift_period(period_day, interval, -1)
-        for theme_id in shown + extra:
-            current = stat(period_day, group, theme_id)
-            if (previous, group) in items:
-                before = stat(previous, group, theme_id)
-                current.count_change = current.count - before.count
-                current.share_change = current.share - before.share
-            row.themes.append(current)
-        result.append(row)
+    for period_day in _periods(first, last, interval):
+        for group in sorted(groups, key=lambda g: g or ""):
+            key = (period_day, group)
+            n_items, n_review = items.get(key, (0, 0))
+            row = PeriodStat(period_day, group, n_items, n_review)
+            previous = (shift_period(period_day, interval, -1), group)
+            for theme_id in shown + extra:
+                current = _theme_stat(theme_id, n_items, counts.get((key, theme_id)), sentiments)
+                # A change needs feedback in both periods (a share of nothing is no figure).
+                if n_items and previous in items:
+                    before = stat(previous, theme_id)
+                    current.count_change = current.count - before.count
+                    current.share_change = current.share - before.share
+                row.themes.append(current)
+            result.append(row)
     return result
 
 
@@ -208,32 +255,79 @@ def summary(
         .where(d.dim == "all", d.day >= previous_first, d.day < stop)
         .group_by(window, d.theme, d.sentiment)
     )
-    items: dict[str, list[int]] = {}
-    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(sentiments, 0)
-    )
     with engine.connect() as connection:
-        for r in connection.execute(query):
-            if r.theme == NONE:
-                totals = items.setdefault(r.window, [0, 0])
-                totals[0] += int(r.n)
-                totals[1] += int(r.review)
-            else:
-                counts[(r.window, r.theme)][r.sentiment] = int(r.n)
+        items, counts = _tally(connection.execute(query), lambda r: r.window, sentiments)
     n_now, review_now = items.get("current", (0, 0))
     n_before = items.get("previous", (0, 0))[0]
     known = theme_ids + sorted({t for _, t in counts} - set(theme_ids))
     themes = []
     for theme_id in known:
-        split = counts.get(("current", theme_id), dict.fromkeys(sentiments, 0))
-        n = sum(split.values())
+        stat = _theme_stat(theme_id, n_now, counts.get(("current", theme_id)), sentiments)
         before = sum(counts.get(("previous", theme_id), {}).values())
-        stat = ThemeStat(theme_id, n, n / n_now if n_now else 0.0, dict(split))
         if n_before:
-            stat.count_change = n - before
+            stat.count_change = stat.count - before
             stat.share_change = stat.share - before / n_before
         themes.append(stat)
     return Summary(n_now, review_now, n_before, themes)
+
+
+@dataclass
+class GroupStat:
+    group: str | None
+    feedback_count: int
+    review_count: int
+    themes: list[ThemeStat]  # the window's own figures; no change
+
+
+def group_summary(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    group_by: GroupBy,
+    theme_ids: list[str],
+    sentiments: list[str],
+) -> list[GroupStat]:
+    """Per group with feedback in the window: its item count and each theme's count, share
+    and sentiment split, over the window's whole UTC days only (as ``summary``; a trend's
+    periods may reach outside the window)."""
+    first_day, stop = day_range(start, end)
+    d = daily_counts.c
+    query = (
+        select(
+            d.value,
+            d.theme,
+            d.sentiment,
+            func.sum(d.n).label("n"),
+            func.sum(d.n_review).label("review"),
+        )
+        .where(d.dim == group_by, d.day >= first_day, d.day < stop)
+        .group_by(d.value, d.theme, d.sentiment)
+    )
+    with engine.connect() as connection:
+        items, counts = _tally(connection.execute(query), lambda r: r.value or None, sentiments)
+    known = theme_ids + sorted({t for _, t in counts} - set(theme_ids))
+    return [
+        GroupStat(
+            group,
+            n_items,
+            n_review,
+            [_theme_stat(t, n_items, counts.get((group, t)), sentiments) for t in known],
+        )
+        for group, (n_items, n_review) in sorted(items.items(), key=lambda kv: kv[0] or "")
+    ]
+
+
+def has_theme(engine: Engine, theme: str) -> bool:
+    """Whether the store holds mentions of ``theme`` (an id from an older taxonomy stays
+    queryable as long as its figures are there)."""
+    # '' is the rollup's item row, not a theme; a NUL is never stored (and PostgreSQL
+    # refuses a query holding one).
+    if not theme or "\x00" in theme:
+        return False
+    d = daily_counts.c
+    query = select(d.theme).where(d.dim == "all", d.theme == theme).limit(1)
+    with engine.connect() as connection:
+        return connection.execute(query).first() is not None
 
 
 def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: int) -> list[dict]:
@@ -242,10 +336,13 @@ def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: 
     from service.store.tables import feedback, feedback_themes
 
     t, f = feedback_themes.c, feedback.c
+    # The same whole UTC days as the figures beside them (``theme_metrics``, ``summary``).
+    first_day, stop = day_range(start, end)
+    since, until = datetime.combine(first_day, time.min), datetime.combine(stop, time.min)
     query = (
         select(f.id, f.created_at, f.channel, f.sentiment, f.text, t.evidence, t.score)
         .select_from(feedback_themes.join(feedback, f.id == t.feedback_id))
-        .where(t.theme == theme, t.created_at >= start, t.created_at < end, f.text.is_not(None))
+        .where(t.theme == theme, t.created_at >= since, t.created_at < until, f.text.is_not(None))
         .order_by(t.score.desc(), t.created_at.desc())
         .limit(limit)
     )

@@ -36,6 +36,11 @@ async def readyz(model: ModelDep, store: StoreDep, response: Response) -> Readin
     )
 
 
+# Probes that send HEAD (some load balancers and uptime checkers) get the same status code.
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
+
+
 @router.get(
     "/metrics",
     dependencies=[MetricsScope],

@@ -1,6 +1,7 @@
 """GET /v1/metrics/themes and /v1/metrics/summary: aggregate theme metrics for dashboards.
 
-Both answer JSON, or CSV when the request's Accept header asks for ``text/csv``.
+Both answer JSON, or CSV when the request's Accept header ranks ``text/csv`` above
+``application/json``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -23,13 +24,15 @@ from service.api.deps import (
     StoreDep,
 )
 from service.api.schemas import (
+    GroupMetrics,
     PeriodMetrics,
     SummaryResponse,
     ThemeMetric,
     ThemeMetricsResponse,
     UtcDateTime,
 )
-from service.store.metrics import ThemeStat
+from service.store import Store
+from service.store.metrics import GroupBy, GroupStat, Interval, ThemeStat, period_count
 from service.store.records import to_utc_naive
 
 router = APIRouter(
@@ -45,6 +48,10 @@ Start = Annotated[
 End = Annotated[datetime | None, Query(description="Exclusive (ISO 8601); default: now (UTC).")]
 
 _CSV = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}}
+# Every period a trend's window touches is answered, empty ones too: bound the answer's size.
+MAX_PERIODS = 1000
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _out_of_range(field: str, message: str) -> HTTPException:
@@ -70,15 +77,52 @@ def _window(start: datetime | None, end: datetime | None, default_days: int):
     return start_, end_
 
 
-def _check_theme(request: Request, theme: str | None) -> None:
-    if theme is not None and theme not in request.app.state.taxonomy.theme_ids:
+def _check_periods(start: datetime, end: datetime, interval: Interval) -> None:
+    n = period_count(start, end, interval)
+    if n > MAX_PERIODS:
+        raise _out_of_range(
+            "interval",
+            f"the window covers {n} periods, more than {MAX_PERIODS}: "
+            "choose a longer interval or a shorter window",
+        )
+
+
+async def _check_theme(request: Request, store: Store, theme: str | None) -> None:
+    """422 unless ``theme`` is in the served taxonomy or in the store (an older taxonomy's
+    theme is listed by the metrics, so it can be asked for too)."""
+    if theme is None or theme in request.app.state.taxonomy.theme_ids:
+        return
+    if not await run_in_threadpool(store.has_theme, theme):
         raise HTTPException(
             422, detail=[{"field": "theme", "message": f"unknown theme id {theme!r}"}]
         )
 
 
+def _accept_q(accept: str, media_type: str) -> float:
+    """The q-value ``accept`` gives ``media_type``: that of its most specific matching range
+    (RFC 9110, 12.5.1); 0 when none matches."""
+    ranges = {media_type: 2, f"{media_type.split('/')[0]}/*": 1, "*/*": 0}
+    best, q = -1, 0.0
+    for part in accept.split(","):
+        name, *params = (x.strip() for x in part.split(";"))
+        specificity = ranges.get(name.lower(), -1)
+        if specificity <= best:
+            continue
+        best, q = specificity, 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+    return q
+
+
 def _wants_csv(request: Request) -> bool:
-    return "text/csv" in request.headers.get("accept", "")
+    """CSV only when Accept ranks it strictly above JSON (a tie, or no Accept: JSON)."""
+    accept = request.headers.get("accept", "")
+    return _accept_q(accept, "text/csv") > _accept_q(accept, "application/json")
 
 
 def _metric(stat: ThemeStat) -> ThemeMetric:
@@ -92,11 +136,19 @@ def _metric(stat: ThemeStat) -> ThemeMetric:
     )
 
 
+def _csv_cell(value: object) -> object:
+    """Text a spreadsheet would run as a formula, quoted with a leading ``'`` (group names and
+    theme ids come from clients); numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_response(header: list[str], rows: list[list]) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 
@@ -107,14 +159,16 @@ async def theme_metrics(
     store: StoreDep,
     start: Start = None,
     end: End = None,
-    interval: Literal["day", "week", "month"] = "week",
-    group_by: Literal["channel", "segment", "lang"] | None = None,
+    interval: Interval = "week",
+    group_by: GroupBy | None = None,
     theme: Annotated[str | None, Query(description="Only this theme id.")] = None,
 ):
     """Per period (and group): feedback count, each theme's count, share and sentiment split,
-    and its change against the previous period."""
+    and its change against the previous period. Every period the window touches is listed,
+    those without feedback with zero counts (at most 1,000 periods)."""
     start_, end_ = _window(start, end, settings.metrics_default_days)
-    _check_theme(request, theme)
+    _check_periods(start_, end_, interval)
+    await _check_theme(request, store, theme)
     taxonomy = request.app.state.taxonomy
     sentiments = list(taxonomy.sentiments)
     periods = await run_in_threadpool(
@@ -173,18 +227,23 @@ async def summary(
     start: Start = None,
     end: End = None,
     limit: Annotated[int, Query(ge=1, le=50, description="Themes per list.")] = 5,
+    group_by: Annotated[
+        GroupBy | None, Query(description="Also each group's figures, over the window only.")
+    ] = None,
 ):
     """The top themes, the fastest rising ones (against the window of the same length just
-    before) and the share of items flagged for review."""
+    before) and the share of items flagged for review; with ``group_by``, each group's theme
+    figures too. Everything covers the window's whole UTC days only (a trend's periods are
+    whole calendar periods, which may reach outside it)."""
     start_, end_ = _window(start, end, settings.metrics_default_days)
     taxonomy = request.app.state.taxonomy
-    result = await run_in_threadpool(
-        store.summary,
-        start_,
-        end_,
-        theme_ids=taxonomy.theme_ids,
-        sentiments=list(taxonomy.sentiments),
-    )
+    options = {"theme_ids": taxonomy.theme_ids, "sentiments": list(taxonomy.sentiments)}
+    result = await run_in_threadpool(store.summary, start_, end_, **options)
+    groups = None
+    if group_by:
+        groups = await run_in_threadpool(
+            store.group_summary, start_, end_, group_by=group_by, **options
+        )
     top = sorted((t for t in result.themes if t.count), key=lambda t: -t.count)[:limit]
     rising = sorted(
         (t for t in result.themes if t.share_change is not None and t.share_change > 0),
@@ -202,6 +261,9 @@ async def summary(
                     + ["" if t.count_change is None else t.count_change]
                     + ["" if t.share_change is None else round(t.share_change, 6)]
                 )
+        if groups is not None:
+            header.append("group")
+            rows = [row + [""] for row in rows] + _group_csv_rows(groups)
         return _csv_response(header, rows)
     return SummaryResponse(
         start=start_,
@@ -211,7 +273,31 @@ async def summary(
         review_share=round(review_share, 6),
         top_themes=[_metric(t) for t in top],
         rising_themes=[_metric(t) for t in rising],
+        groups=None if groups is None else [_group_metrics(g) for g in groups],
     )
+
+
+def _review_share(stat: GroupStat) -> float:
+    return round(stat.review_count / stat.feedback_count, 6) if stat.feedback_count else 0.0
+
+
+def _group_metrics(stat: GroupStat) -> GroupMetrics:
+    return GroupMetrics(
+        group=stat.group,
+        feedback_count=stat.feedback_count,
+        review_share=_review_share(stat),
+        themes=[_metric(t) for t in stat.themes],
+    )
+
+
+def _group_csv_rows(groups: list[GroupStat]) -> list[list]:
+    """Summary CSV rows per group: its item count (no theme), then each theme's figures."""
+    rows: list[list] = []
+    for g in groups:
+        rows.append(["group", "", "", g.feedback_count, "", "", "", g.group or ""])
+        for t in g.themes:
+            rows.append(["group", "", t.theme, t.count, round(t.share, 6), "", "", g.group or ""])
+    return rows
 
 
 class Example(BaseModel):
@@ -242,7 +328,7 @@ async def theme_examples(
     """A few masked example texts for a theme, the highest-scoring first, with the evidence
     sentence (only when the store keeps texts)."""
     start_, end_ = _window(start, end, settings.metrics_default_days)
-    _check_theme(request, theme)
+    await _check_theme(request, store, theme)
     rows = await run_in_threadpool(store.examples, theme, start_, end_, limit)
     return ExamplesResponse(
         theme=theme, store_text=settings.store_text, examples=[Example(**r) for r in rows]

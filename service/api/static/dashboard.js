@@ -44,17 +44,33 @@ function themeName(id) {
   return theme ? theme.name[state.lang] || theme.name.en || id : id;
 }
 
+const DAY_MS = 86400000;
+
 function isoDay(d) { return d.toISOString().slice(0, 10); }
+function addDays(day, n) { return isoDay(new Date(Date.parse(day) + n * DAY_MS)); }
+
+// A YYYY-MM-DD that names a real day, else null (a shared URL may hold anything).
+function validDay(value) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value || "")) return null;
+  const ms = Date.parse(value);
+  return !Number.isNaN(ms) && isoDay(new Date(ms)) === value ? value : null;
+}
+
+// ``value`` if the <select> offers it, else null.
+function option(id, value) {
+  return [...$(id).options].some((o) => o.value === value) ? value : null;
+}
 
 function readFilters() {
+  // The URL holds the page's own filters: "To" is the last day shown (inclusive).
   const q = new URLSearchParams(location.search);
-  const end = q.get("end") || isoDay(new Date(Date.now() + 86400000));
-  const start = q.get("start") || isoDay(new Date(Date.parse(end) - 90 * 86400000));
+  const end = validDay(q.get("end")) || isoDay(new Date());
+  const start = validDay(q.get("start")) || addDays(end, -89);
   state.lang = q.get("lang") === "zh" ? "zh" : (state.lang || "en");
   $("start").value = start;
   $("end").value = end;
-  $("interval").value = q.get("interval") || "week";
-  $("group_by").value = q.get("group_by") || "channel";
+  $("interval").value = option("interval", q.get("interval")) || "week";
+  $("group_by").value = option("group_by", q.get("group_by")) || "channel";
 }
 
 function writeFilters() {
@@ -89,18 +105,11 @@ function chart(id, config) {
   state.charts[id] = new Chart($(id), config);
 }
 
-function sumThemes(periods) {
-  // Totals over the window: items, and per theme its count and sentiment split.
-  const totals = { items: 0, themes: {} };
-  for (const p of periods) {
-    totals.items += p.feedback_count;
-    for (const th of p.themes) {
-      const acc = totals.themes[th.theme] || { count: 0, sentiment: {} };
-      acc.count += th.count;
-      for (const [s, n] of Object.entries(th.sentiment)) acc.sentiment[s] = (acc.sentiment[s] || 0) + n;
-      totals.themes[th.theme] = acc;
-    }
-  }
+function windowTotals(summary) {
+  // The window's own figures: items, and per theme its count and sentiment split. From the
+  // summary, which covers the chosen days only (trend periods are whole weeks or months).
+  const totals = { items: summary.feedback_count, themes: {} };
+  for (const th of summary.top_themes) totals.themes[th.theme] = { count: th.count, sentiment: th.sentiment };
   return totals;
 }
 
@@ -143,24 +152,16 @@ function drawSentiment(totals, ids) {
   });
 }
 
-function drawGroups(groupPeriods, ids) {
-  const groups = {};
-  for (const p of groupPeriods) {
-    const g = p.group || "—";
-    groups[g] = groups[g] || [];
-    groups[g].push(p);
-  }
-  const names = Object.keys(groups).sort();
+function drawGroups(groups, ids) {
+  // ``groups``: the summary's per-group figures, over the window only.
+  const names = groups.map((g) => g.group || "—");
   chart("chart-groups", {
     type: "bar",
     data: {
       labels: names,
       datasets: ids.map((id, k) => ({
         label: themeName(id), backgroundColor: COLOURS[k % COLOURS.length],
-        data: names.map((g) => {
-          const tot = sumThemes(groups[g]);
-          return tot.items ? (tot.themes[id] || { count: 0 }).count / tot.items : 0;
-        }),
+        data: groups.map((g) => (g.themes.find((x) => x.theme === id) || { share: 0 }).share),
       })),
     },
     options: { maintainAspectRatio: false, animation: false,
@@ -238,35 +239,37 @@ async function load() {
   writeFilters();
   translate();
   $("status").textContent = t("loading");
-  const start = $("start").value, end = $("end").value;
+  // "To" is inclusive; the API's end is exclusive: the day after it.
+  const start = $("start").value, to = $("end").value;
+  const end = validDay(to) ? addDays(to, 1) : to;
   const params = new URLSearchParams({ start, end }).toString();
   const interval = $("interval").value, groupBy = $("group_by").value;
   try {
     if (!state.taxonomy) state.taxonomy = await api("/v1/themes");
     // Rising: the last four weeks of the window against the four before them.
     const recent = new URLSearchParams({
-      start: isoDay(new Date(Math.max(Date.parse(start), Date.parse(end) - 28 * 86400000))), end,
+      start: isoDay(new Date(Math.max(Date.parse(start), Date.parse(end) - 28 * DAY_MS))), end,
     }).toString();
-    const [model, trend, groups, summary, lately] = await Promise.all([
+    // Every figure but the time series comes from the summary, over the chosen days only
+    // (limit=50: every theme with feedback, as long as the taxonomy has no more than 50).
+    const [model, trend, summary, lately] = await Promise.all([
       api("/v1/model"),
       api(`/v1/metrics/themes?${params}&interval=${interval}`),
-      api(`/v1/metrics/themes?${params}&interval=month&group_by=${groupBy}`),
-      api(`/v1/metrics/summary?${params}&limit=5`),
+      api(`/v1/metrics/summary?${params}&limit=50&group_by=${groupBy}`),
       api(`/v1/metrics/summary?${recent}&limit=5`),
     ]);
     if (generation !== state.generation) return;  // filters changed while this was loading
     $("model-link").textContent = model.version;
-    const totals = sumThemes(trend.periods);
+    const totals = windowTotals(summary);
     const ids = state.taxonomy.themes.map((x) => x.id)
       .sort((a, b) => ((totals.themes[b] || {}).count || 0) - ((totals.themes[a] || {}).count || 0));
-    state.data = { trend, groups, summary, lately, totals };
-    // The window's own count: trend periods are whole, so their sum can reach past the window.
+    state.data = { trend, summary, lately, totals };
     $("kpi-count").textContent = summary.feedback_count.toLocaleString();
     $("kpi-review").textContent = pct(summary.review_share);
     $("kpi-top").textContent = summary.top_themes.length ? themeName(summary.top_themes[0].theme) : "–";
     drawTrend(trend.periods, ids);
     drawSentiment(totals, ids);
-    state.data.groupNames = drawGroups(groups.periods, ids);
+    state.data.groupNames = drawGroups(summary.groups, ids);
     fillTable(totals, ids);
     fillRising(lately);
     await fillExamples(ids.filter((id) => (totals.themes[id] || {}).count), params, generation);

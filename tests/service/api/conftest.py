@@ -17,7 +17,8 @@ def make_client(tiny_bundle, tmp_path):
     def make(**overrides) -> TestClient:
         overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'api.db'}")
         settings = Settings(model=str(tiny_bundle), **overrides)
-        client = TestClient(create_app(settings))
+        # Without API keys the app answers only requests naming a loopback host.
+        client = TestClient(create_app(settings), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client

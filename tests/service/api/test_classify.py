@@ -15,7 +15,7 @@ def client(tiny_bundle, tmp_path_factory):
         max_text_chars=200,
         database_url=f"sqlite:///{tmp_path_factory.mktemp('db') / 'api.db'}",
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url="http://localhost") as c:
         yield c
 
 

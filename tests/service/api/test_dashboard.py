@@ -179,3 +179,78 @@ def test_dashboard_is_self_contained(server):
     )
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     assert httpx.get(f"{server}/static/vendor/chart.umd.min.js").status_code == 200
+
+
+@pytest.fixture
+def page(tmp_path):
+    """A fresh headless page; ``page.problems`` collects console errors and page errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=FLAGS, env={**os.environ, "HOME": str(tmp_path)}
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        yield page, problems
+        browser.close()
+
+
+def wait_loaded(page) -> str:
+    page.wait_for_function(
+        "() => { const s = document.getElementById('status').textContent;"
+        " return s.startsWith('Updated') || s.startsWith('No data'); }",
+        timeout=20_000,
+    )
+    return page.locator("#status").inner_text()
+
+
+def test_every_figure_covers_the_chosen_days_only(server, page):
+    """From 9 to 10 September, both days included: the KPI, the table and the group chart
+    count those two days, not the whole ISO week (or month) around them."""
+    import httpx
+
+    page, problems = page
+    expected = httpx.get(
+        f"{server}/v1/metrics/summary",
+        params={"start": "2026-09-09", "end": "2026-09-11", "limit": 50, "group_by": "channel"},
+    ).json()
+    names = {t["id"]: t["name"]["en"] for t in httpx.get(f"{server}/v1/themes").json()["themes"]}
+    page.goto(f"{server}/dashboard?start=2026-09-09&end=2026-09-10&interval=week&group_by=channel")
+    assert wait_loaded(page).startswith("Updated")
+    assert page.locator("#kpi-count").inner_text() == str(expected["feedback_count"]) == "6"
+    assert page.locator("#end").input_value() == "2026-09-10"  # as chosen: inclusive
+    assert "end=2026-09-10" in page.url
+
+    counts = {t["theme"]: t["count"] for t in expected["top_themes"]}
+    for row in page.locator("#themes-table tbody tr").all_inner_texts():
+        name, share = row.split("\t")[:2]
+        theme = next(i for i, n in names.items() if n == name)
+        want = 100 * counts.get(theme, 0) / expected["feedback_count"]
+        assert abs(float(share.rstrip("%")) - want) <= 0.051, (name, share, want)
+
+    groups = page.evaluate(
+        """() => { const c = window.cxDashboard.charts['chart-groups'];
+                   const data = c.data.datasets.map(d => [d.label, d.data]);
+                   return { labels: c.data.labels, data: Object.fromEntries(data) }; }"""
+    )
+    assert groups["labels"] == [g["group"] or "—" for g in expected["groups"]]
+    for theme, name in names.items():
+        want = [
+            next(t["share"] for t in g["themes"] if t["theme"] == theme) for g in expected["groups"]
+        ]
+        assert groups["data"][name] == pytest.approx(want), name
+    assert problems == []
+
+
+def test_a_shared_link_with_bad_filters_falls_back_to_the_defaults(server, page):
+    page, problems = page
+    page.goto(f"{server}/dashboard?start=nope&end=30/11/2026&interval=year&group_by=colour")
+    wait_loaded(page)
+    start, end = page.locator("#start").input_value(), page.locator("#end").input_value()
+    assert len(start) == len(end) == 10 and start < end
+    assert page.locator("#interval").input_value() == "week"
+    assert page.locator("#group_by").input_value() == "channel"
+    assert problems == []

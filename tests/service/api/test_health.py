@@ -47,7 +47,8 @@ def test_store_outage_classify_answers_recording_fails_visibly(make_client, tiny
 
     # Port 1 on loopback: nothing listens, so every connection is refused at once.
     dead = Store.open("postgresql+psycopg://x:y@127.0.0.1:1/none", auto_migrate=False)
-    with TestClient(create_app(Settings(model=str(tiny_bundle)), store=dead)) as client:
+    app = create_app(Settings(model=str(tiny_bundle)), store=dead)
+    with TestClient(app, base_url="http://localhost") as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
         body = {"items": [{"id": "a", "text": "The refund took weeks."}]}
@@ -56,3 +57,28 @@ def test_store_outage_classify_answers_recording_fails_visibly(make_client, tiny
         assert r.status_code == 503 and r.json()["detail"]["field"] == "record"
         assert r.headers["retry-after"]
         assert client.get("/v1/metrics/summary").status_code == 503
+
+
+def test_probes_answer_head(make_client):
+    client = make_client()
+    for path in ("/healthz", "/readyz"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b"", path
+
+
+def test_framework_errors_have_the_documented_shape(make_client):
+    client = make_client()
+    r = client.get("/v1/metric/themes")
+    assert r.status_code == 404 and r.json() == {"detail": {"message": "Not Found"}}
+    r = client.put("/v1/themes")
+    assert r.status_code == 405 and r.json() == {"detail": {"message": "Method Not Allowed"}}
+    assert r.headers["allow"] == "GET"
+
+
+def test_prometheus_method_label_is_bounded(make_client):
+    client = make_client()
+    for k in range(5):
+        client.request(f"X{k:05d}", "/no-such-path")
+    text = client.get("/metrics").text
+    assert 'method="X' not in text
+    assert 'cxthemes_http_requests_total{method="other",route="unmatched",status="404"} 5.0' in text

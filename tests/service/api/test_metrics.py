@@ -8,6 +8,7 @@ import io
 import pytest
 
 from service.taxonomy import load_taxonomy
+from tests.service.store.test_store import item
 
 THEMES = load_taxonomy().theme_ids
 
@@ -151,3 +152,151 @@ def test_erasure_of_ids_with_a_slash_or_a_newline(client):
         "/v1/metrics/summary", params={"start": "2026-11-01", "end": "2026-11-08"}
     ).json()
     assert data["feedback_count"] == 0
+
+
+# -- review fixes: window-only figures, whole periods, CSV safety, content negotiation ---------
+def record(client, *items) -> None:
+    client.app.state.store.record(list(items), "1")
+
+
+def test_summary_group_by_covers_the_window_only(client):
+    record(
+        client,
+        item("in1", ["pricing_value"], "2026-11-26T10:00:00Z", channel="app"),
+        item("in2", ["pricing_value"], "2026-11-27T10:00:00Z", channel="email"),
+        # Outside the window, though in its ISO week and its month.
+        item("week", ["product_quality"], "2026-11-23T10:00:00Z", channel="app"),
+        item("month", ["service_quality"], "2026-11-05T10:00:00Z", channel="chat"),
+    )
+    params = {"start": "2026-11-25", "end": "2026-11-28", "limit": 50}
+    data = client.get("/v1/metrics/summary", params={**params, "group_by": "channel"}).json()
+    assert data["feedback_count"] == 2
+    assert [t["theme"] for t in data["top_themes"]] == ["pricing_value"]
+    groups = {g["group"]: g for g in data["groups"]}
+    assert {g: v["feedback_count"] for g, v in groups.items()} == {"app": 1, "email": 1}
+    app = {t["theme"]: t for t in groups["app"]["themes"]}
+    assert [t["theme"] for t in groups["app"]["themes"]][: len(THEMES)] == THEMES
+    assert app["pricing_value"]["count"] == 1 and app["pricing_value"]["share"] == 1.0
+    assert app["product_quality"]["count"] == 0
+    assert client.get("/v1/metrics/summary", params=params).json()["groups"] is None
+    r = client.get(
+        "/v1/metrics/summary",
+        params={**params, "group_by": "channel"},
+        headers={"Accept": "text/csv"},
+    )
+    rows = [row for row in csv.DictReader(io.StringIO(r.text)) if row["list"] == "group"]
+    totals = {row["group"]: row["count"] for row in rows if not row["theme"]}
+    assert totals == {"app": "1", "email": "1"}
+
+
+def test_trend_lists_every_period_of_the_window_empty_ones_too(client):
+    record(
+        client,
+        item("a", ["pricing_value"], "2026-11-03T10:00:00Z"),
+        item("b", ["pricing_value"], "2026-11-17T10:00:00Z", channel="email"),
+    )
+    params = {"start": "2026-11-02", "end": "2026-11-23", "interval": "week"}
+    periods = client.get("/v1/metrics/themes", params=params).json()["periods"]
+    assert [(p["period"], p["feedback_count"]) for p in periods] == [
+        ("2026-11-02", 1),
+        ("2026-11-09", 0),
+        ("2026-11-16", 1),
+    ]
+    assert {t["count"] for t in periods[1]["themes"]} == {0}
+    # A change needs feedback in both periods.
+    assert all(t["count_change"] is None for p in periods[1:] for t in p["themes"])
+    days = client.get(
+        "/v1/metrics/themes", params={"start": "2026-11-01", "end": "2026-11-20", "interval": "day"}
+    ).json()["periods"]
+    assert len(days) == 19
+    grouped = client.get("/v1/metrics/themes", params={**params, "group_by": "channel"}).json()
+    assert [(p["period"], p["group"], p["feedback_count"]) for p in grouped["periods"]] == [
+        ("2026-11-02", "app", 1),
+        ("2026-11-02", "email", 0),
+        ("2026-11-09", "app", 0),
+        ("2026-11-09", "email", 0),
+        ("2026-11-16", "app", 0),
+        ("2026-11-16", "email", 1),
+    ]
+
+
+def test_a_trend_of_too_many_periods_is_refused(make_client):
+    client = make_client()
+    window = {"start": "2000-01-01", "end": "2026-01-01"}
+    r = client.get("/v1/metrics/themes", params={**window, "interval": "day"})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["detail"]] == ["interval"]
+    r = client.get("/v1/metrics/themes", params={**window, "interval": "month"})
+    assert r.status_code == 200 and len(r.json()["periods"]) == 26 * 12
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(make_client):
+    client = make_client()
+    record(
+        client,
+        item("f1", ["pricing_value"], "2026-11-03T10:00:00Z", channel="=1+2"),
+        item("f2", [], "2026-11-10T10:00:00Z", channel="=1+2"),
+        item("f3", ["pricing_value"], "2026-11-10T10:00:00Z", channel="@SUM(A1)"),
+        item("f4", ["pricing_value"], "2026-11-10T10:00:00Z", channel="+cmd"),
+    )
+    params = {"start": "2026-11-02", "end": "2026-11-16", "group_by": "channel"}
+    r = client.get("/v1/metrics/themes", params=params, headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert {row["group"] for row in rows} == {"'=1+2", "'@SUM(A1)", "'+cmd"}
+    # Numbers are left as they are: the second week's pricing change in the '=1+2' group.
+    change = next(
+        row["count_change"]
+        for row in rows
+        if row["group"] == "'=1+2" and row["period"] == "2026-11-09"
+        if row["theme"] == "pricing_value"
+    )
+    assert change == "-1"
+    summary = client.get("/v1/metrics/summary", params=params, headers={"Accept": "text/csv"}).text
+    assert "'@SUM(A1)" in summary and ",@SUM" not in summary
+
+
+def test_csv_only_when_accept_ranks_it_above_json(make_client):
+    client = make_client()
+    cases = {
+        "text/csv": True,
+        "text/csv;q=0.9, application/json;q=0.5": True,
+        "text/*": True,
+        "application/json, text/csv;q=0": False,
+        "application/json;q=1.0, text/csv;q=0.1": False,
+        "text/csv, application/json": False,  # a tie
+        "*/*": False,
+        "": False,
+    }
+    for accept, wants_csv in cases.items():
+        r = client.get(
+            "/v1/metrics/summary", params={"start": "2026-11-01"}, headers={"Accept": accept}
+        )
+        assert r.headers["content-type"].startswith("text/csv") == wants_csv, accept
+
+
+def test_a_theme_of_an_older_taxonomy_can_be_asked_for(client):
+    old = item("o", ["billing_legacy"], "2026-11-03T10:00:00Z")
+    old.prediction.scores["billing_legacy"] = 0.9
+    record(client, old)
+    params = {"start": "2026-11-02", "end": "2026-11-09"}
+    listed = client.get("/v1/metrics/themes", params=params).json()["periods"][0]["themes"]
+    assert {"billing_legacy": 1}.items() <= {t["theme"]: t["count"] for t in listed}.items()
+    r = client.get("/v1/metrics/themes", params={**params, "theme": "billing_legacy"})
+    assert r.status_code == 200
+    assert [(t["theme"], t["count"]) for t in r.json()["periods"][0]["themes"]] == [
+        ("billing_legacy", 1)
+    ]
+    r = client.get("/v1/metrics/examples", params={**params, "theme": "billing_legacy"})
+    assert r.status_code == 200
+    for unknown in ("nope", ""):
+        r = client.get("/v1/metrics/themes", params={**params, "theme": unknown})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "theme", unknown
+
+
+def test_examples_cover_the_same_whole_days_as_the_figures(make_client):
+    client = make_client(store_text=True)
+    record(client, item("a", ["pricing_value"], "2026-11-03T10:00:00Z"))
+    window = {"start": "2026-11-03T12:00:00Z", "end": "2026-11-04T00:00:00Z"}
+    summary = client.get("/v1/metrics/summary", params=window).json()
+    assert summary["feedback_count"] == 1
+    examples = client.get("/v1/metrics/examples", params={**window, "theme": "pricing_value"})
+    assert [e["id"] for e in examples.json()["examples"]] == ["a"]

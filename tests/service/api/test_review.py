@@ -6,6 +6,7 @@ import json
 
 from service.cli import main
 from service.core.config import get_settings
+from tests.service.store.test_store import item
 
 
 def test_review_queue_orders_by_uncertainty_and_exports_tasks(make_client, tmp_path, monkeypatch):
@@ -47,3 +48,11 @@ def test_review_queue_orders_by_uncertainty_and_exports_tasks(make_client, tmp_p
     tasks = json.loads((tmp_path / "tasks.json").read_text())
     assert [t["data"]["id"] for t in tasks] == [t["data"]["id"] for t in data["tasks"][:2]]
     assert (tmp_path / "tasks.label-config.xml").is_file()
+
+
+def test_review_task_times_are_utc_with_z(make_client):
+    client = make_client()
+    flagged = item("f", ["pricing_value"], "2026-11-03T10:00:00+08:00", review=True)
+    client.app.state.store.record([flagged], "1")
+    task = client.get("/v1/review").json()["tasks"][0]
+    assert task["meta"]["created_at"] == "2026-11-03T02:00:00Z"

@@ -137,3 +137,21 @@ def test_a_copy_of_the_classify_route_still_enforces_its_scope(client):
     assert call(client, "post", "/copied/classify", BODY, classify_key).status_code == 200
     schema = client.get("/openapi.json").json()
     assert schema["paths"]["/v1/classify"]["post"]["x-api-key-scopes"] == ["classify"]
+
+
+def test_without_keys_only_loopback_host_names_are_answered(make_client):
+    """DNS rebinding: a web page whose name re-resolves to 127.0.0.1 must not reach an API
+    that has no keys (its requests carry the page's own host name)."""
+    client = make_client()
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    foreign = {"Host": "rebind.attacker.example:8000"}
+    for method, path in (
+        ("GET", "/v1/review"),
+        ("GET", "/v1/metrics/summary"),
+        ("DELETE", "/v1/feedback/a"),
+    ):
+        assert client.request(method, path, headers=foreign).status_code == 400, path
+    # With keys every request is authenticated: any host name may be used (a proxy's, say).
+    keyed = make_client(api_keys=CONFIG)
+    assert keyed.get("/healthz", headers={"Host": "cxthemes.example.com"}).status_code == 200

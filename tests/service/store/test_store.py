@@ -198,8 +198,9 @@ def test_day_and_month_buckets_and_utc_conversion(store):
         theme_ids=THEMES,
         sentiments=SENTIMENTS,
     )
-    # 2026-11-03T12:00+08:00 is 04:00 UTC on the 3rd.
+    # 2026-11-03T12:00+08:00 is 04:00 UTC on the 3rd; the 1st is listed, empty.
     assert [(p.period.isoformat(), p.feedback_count) for p in days] == [
+        ("2026-11-01", 0),
         ("2026-11-02", 1),
         ("2026-11-03", 1),
     ]
@@ -246,17 +247,22 @@ def test_summary_ranks_top_and_rising_themes(store):
     assert stats["pricing_value"].share_change == pytest.approx(0.2 - 0.5)
 
 
-def test_empty_window_gives_no_periods(store):
-    assert (
-        store.theme_metrics(
-            datetime(2020, 1, 1),
-            datetime(2020, 2, 1),
-            interval="week",
-            theme_ids=THEMES,
-            sentiments=SENTIMENTS,
-        )
-        == []
+def test_empty_window_lists_its_periods_with_zero_counts(store):
+    window = (datetime(2020, 1, 1), datetime(2020, 2, 1))
+    periods = store.theme_metrics(*window, interval="week", theme_ids=THEMES, sentiments=SENTIMENTS)
+    assert [p.period.isoformat() for p in periods] == [
+        "2019-12-30",
+        "2020-01-06",
+        "2020-01-13",
+        "2020-01-20",
+        "2020-01-27",
+    ]
+    assert {p.feedback_count for p in periods} == {0}
+    assert {t.count for p in periods for t in p.themes} == {0}
+    grouped = store.theme_metrics(
+        *window, interval="week", theme_ids=THEMES, sentiments=SENTIMENTS, group_by="channel"
     )
+    assert grouped == []  # no group has feedback in the window
 
 
 def rollup_rows(store) -> list[tuple]:

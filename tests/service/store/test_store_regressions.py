@@ -193,6 +193,7 @@ def test_monthly_periods_are_whole_at_both_ends_of_the_window(store):
     assert [(p.period, p.feedback_count) for p in weeks] == [
         (date(2026, 10, 26), 1),
         (date(2026, 11, 2), 1),
+        (date(2026, 11, 9), 0),  # its Monday, the 9th, is in the window
     ]
     # The window's own total is the summary's: only b and c fall inside it.
     summary = store.summary(start, end, theme_ids=THEMES, sentiments=SENTIMENTS)
@@ -222,3 +223,85 @@ def test_examples_are_not_shown_once_store_text_is_off(store_url):
     off = Store.open(store_url, store_text=False)
     assert off.examples("pricing_value", *window) == []
     off.close()
+
+
+def test_trend_periods_without_feedback_are_listed_per_group(store):
+    store.record(
+        [
+            item("a", ["pricing_value"], "2026-10-20T10:00:00Z", channel="email"),  # before
+            item("b", ["pricing_value"], "2026-11-03T10:00:00Z", channel="app"),
+            item("c", ["pricing_value"], "2026-11-17T10:00:00Z", channel="app"),
+        ],
+        "1",
+    )
+    weeks = store.theme_metrics(
+        datetime(2026, 11, 2),
+        datetime(2026, 11, 23),
+        interval="week",
+        theme_ids=THEMES,
+        sentiments=SENTIMENTS,
+        group_by="channel",
+    )
+    # 'email' has no feedback in the window: not listed; 'app' in every week.
+    assert [(p.period, p.group, p.feedback_count) for p in weeks] == [
+        (date(2026, 11, 2), "app", 1),
+        (date(2026, 11, 9), "app", 0),
+        (date(2026, 11, 16), "app", 1),
+    ]
+    empty = weeks[1]
+    assert all(t.count == 0 and t.count_change is None for t in empty.themes)
+
+
+def test_period_count_counts_without_listing():
+    from service.store.metrics import period_count
+
+    window = (datetime(2026, 11, 2), datetime(2026, 11, 23))
+    assert period_count(*window, "week") == 3
+    assert period_count(*window, "day") == 21
+    assert period_count(datetime(2026, 10, 31), datetime(2026, 11, 1, 1), "month") == 2
+    assert period_count(datetime(1, 1, 1), datetime(9999, 12, 31), "day") == 3652058
+
+
+def test_group_summary_covers_the_window_days_only(store):
+    store.record(
+        [
+            item("in", ["pricing_value"], "2026-11-26T10:00:00Z", channel="app", review=True),
+            item("in2", [], "2026-11-27T10:00:00Z", channel=None),
+            item("out", ["product_quality"], "2026-11-23T10:00:00Z", channel="app"),
+        ],
+        "1",
+    )
+    groups = store.group_summary(
+        datetime(2026, 11, 25),
+        datetime(2026, 11, 27, 12),  # mid-day: the whole 27th counts, as in summary
+        group_by="channel",
+        theme_ids=THEMES,
+        sentiments=SENTIMENTS,
+    )
+    assert [(g.group, g.feedback_count, g.review_count) for g in groups] == [
+        (None, 1, 0),
+        ("app", 1, 1),
+    ]
+    app = {t.theme: t for t in groups[1].themes}
+    assert app["pricing_value"].count == 1 and app["pricing_value"].share == 1.0
+    assert app["product_quality"].count == 0 and list(app)[: len(THEMES)] == THEMES
+
+
+def test_has_theme_knows_themes_of_older_taxonomies(store):
+    old = item("o", ["billing_legacy"], "2026-11-03T10:00:00Z")
+    old.prediction.scores["billing_legacy"] = 0.9
+    store.record([old], "0")
+    assert store.has_theme("billing_legacy")
+    assert not store.has_theme("pricing_value")  # in the taxonomy, but never recorded
+    assert not store.has_theme("")  # the rollup's item rows
+
+
+def test_examples_cover_whole_days_like_the_figures(store_url):
+    s = Store.open(store_url, store_text=True)
+    s.record([with_meta("a", {})], "1")  # 2026-11-03T10:00Z
+    assert [
+        r["id"]
+        for r in s.examples("pricing_value", datetime(2026, 11, 3, 12), datetime(2026, 11, 4))
+    ] == ["a"]
+    assert s.examples("pricing_value", datetime(2026, 11, 4), datetime(2026, 11, 5)) == []
+    s.close()
