@@ -11,9 +11,15 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger("cxthemes")
 
@@ -37,9 +43,24 @@ def _training(module: str):
 # -- base-model ------------------------------------------------------------------------------
 def cmd_base_model(args: argparse.Namespace, settings: Settings) -> int:
     base_model = _training("base_model")
+    if not args.out and not base_model.looks_local(settings.base_model):
+        # Building into ./<id> would hide the hub model of that name from every later load.
+        print(
+            f"nothing to build: the base model {settings.base_model} is a Hugging Face id, "
+            "which training downloads (for a local folder, write it as a path, e.g. "
+            f"./{settings.base_model})"
+        )
+        return 0
     out = Path(args.out or settings.base_model)
     if args.if_missing and base_model.is_built(out):
         print(f"base model already built: {out}")
+        return 0
+    if args.if_missing and (out / "config.json").is_file():
+        # A build lands whole (renamed into place, provenance last): this is another model.
+        print(
+            f"{out} holds a model not built by cxthemes (no {base_model.PROVENANCE_FILE}): "
+            "used as it is; remove it first to build multilingual-e5-small there"
+        )
         return 0
     path = base_model.build_base_model(out)
     print(f"built {path}")
@@ -116,8 +137,23 @@ def _seed_list(value: str) -> tuple[int, ...]:
     return seeds
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse
+
+
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "models")) or Path(name).exists()
+    return _training("base_model").looks_local(name)
 
 
 # -- distill ---------------------------------------------------------------------------------
@@ -186,7 +222,18 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         baselines=not args.no_baselines,
         batch_size=settings.batch_size,
         taxonomy_path=settings.taxonomy_path,
+        base_model=settings.base_model,
     )
+    duplicates = result.get("duplicates", [])
+    for line in duplicates[:20]:
+        print(line, file=sys.stderr)
+    if duplicates:
+        more = f" (... {len(duplicates) - 20} more)" if len(duplicates) > 20 else ""
+        print(
+            f"{len(duplicates)} repeated texts in {args.data} were evaluated once, with the "
+            f"labels of their first line{more}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -615,6 +662,7 @@ def cmd_review_export(args: argparse.Namespace, settings: Settings) -> int:
     from service.store import Store
     from service.taxonomy import load_taxonomy
 
+    _refuse_missing_sqlite(settings.database_url)  # it only reads: a typo must not create one
     store = Store.open(settings.database_url)
     total, rows = store.review_queue(limit=args.limit, offset=0)
     out = Path(args.output)
@@ -644,12 +692,14 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
 
     path = resolve_model_path(args.model, settings.models_dir)
     wanted = ONNX_INT8 if args.int8 else ONNX_FP32
-    exported = args.if_missing and (path / ONNX_DIR / wanted).is_file()
+    meta = read_meta(path)
+    # Exported: the graph and its figures, which the export records before the graphs move in.
+    exported = args.if_missing and (path / ONNX_DIR / wanted).is_file() and "onnx" in meta
     check_bf16 = args.bf16 and args.check_texts > 0
-    if exported and (not check_bf16 or "bf16" in read_meta(path)):
+    if exported and (not check_bf16 or "bf16" in meta):
         print(f"{path.name} already has an ONNX export")
         return 0
-    texts, test, taxonomy = [], [], None
+    texts, test = [], []
     if args.check_texts:
         data = _training("data")
         from service.taxonomy import load_taxonomy
@@ -659,12 +709,10 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
         test = data.split_items(items)["test"]
         texts = [i.text for i in test][: args.check_texts]
     if not exported:
-        figures = export.export_onnx(
-            path, texts, check_items=test, taxonomy=taxonomy, int8=args.int8
-        )
+        figures = export.export_onnx(path, texts, check_items=test, int8=args.int8)
         print(json.dumps(figures, indent=1))
     if check_bf16:
-        bf16 = _training("precision").check_bf16(path, texts, check_items=test, taxonomy=taxonomy)
+        bf16 = _training("precision").check_bf16(path, texts, check_items=test)
         print(json.dumps({"bf16": bf16}, indent=1))
     return 0
 
@@ -683,19 +731,92 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from service.store.engine import create_store_engine, current_revision, migrate
+@contextmanager
+def _store_engine(settings: Settings, create: bool) -> Iterator[Engine]:
+    """An engine for the metrics store, disposed of at the end. Its failures (no server, no
+    driver, a bad URL, an unknown revision) become one line naming the URL without its
+    password. ``create=False``, for a command that only reads, refuses a SQLite file that does
+    not exist: connecting would create it, and its folder, at a mistyped path."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
 
-    engine = create_store_engine(settings.database_url)
-    migrate(engine, args.revision)
-    print(f"database at revision {current_revision(engine)}")
+    from service.store import _safe_url  # the store's own password-hiding rendering
+    from service.store.engine import create_store_engine
+
+    url = settings.database_url
+    if not create:
+        _refuse_missing_sqlite(url)
+    engine = None
+    try:
+        engine = create_store_engine(url)
+        yield engine
+    except (SQLAlchemyError, ImportError, CommandError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CLIError(
+            f"the metrics store {_safe_url(url)}: {type(exc).__name__}: {first}"
+        ) from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    """A ``CLIError`` when ``url`` names a SQLite file that does not exist (see
+    :func:`_store_engine`); other URLs, and ones that do not parse, pass (they fail where
+    they are used, with their own message)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
+        return
+    database = parsed.database
+    if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+        return
+    if not Path(database).is_file():
+        raise CLIError(
+            f"no metrics store at {database} (CXTHEMES_DATABASE_URL): check the path; "
+            "'cxthemes db upgrade' creates a new one"
+        )
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from service.store.engine import current_revision, migrate
+
+    with _store_engine(settings, create=True) as engine:
+        migrate(engine, args.revision)
+        revision = current_revision(engine)
+    print(f"database at revision {revision}")
     return 0
 
 
 def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
-    from service.store.engine import create_store_engine, current_revision
+    from service.store.engine import current_revision
 
-    print(current_revision(create_store_engine(settings.database_url)) or "empty")
+    with _store_engine(settings, create=False) as engine:
+        revision = current_revision(engine)
+    print(revision or "empty")
+    return 0
+
+
+def cmd_db_rebuild_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import func, select
+
+    from service.store.engine import current_revision
+    from service.store.records import rebuild_rollup
+    from service.store.tables import daily_counts, feedback
+
+    with _store_engine(settings, create=False) as engine:
+        if current_revision(engine) is None:
+            raise CLIError("the store has no schema: run 'cxthemes db upgrade' first")
+        rebuild_rollup(engine)
+        with engine.connect() as connection:
+            items = connection.execute(select(func.count()).select_from(feedback)).scalar_one()
+            rows = connection.execute(select(func.count()).select_from(daily_counts)).scalar_one()
+    print(f"rebuilt the daily rollup: {rows} rows from {items} recorded items")
     return 0
 
 
@@ -725,6 +846,9 @@ def cmd_labels_check(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    if not items:
+        print(f"labels check failed: no labelled items in {root}", file=sys.stderr)
+        return 1
     print(f"labels check passed: {len(items)} items in {len(files)} files")
     return 0
 
@@ -748,6 +872,12 @@ def cmd_labels_freeze_splits(args: argparse.Namespace, settings: Settings) -> in
     )
     if problems.errors:
         raise CLIError("fix the labelled data first (cxthemes labels check)")
+    if problems.unavailable:  # frozen without them, they could never get a stratified split
+        raise CLIError(
+            f"{len(problems.unavailable)} labelled texts are unavailable (their source package "
+            f"is not installed; first: {problems.unavailable[0]}): install it, then freeze "
+            "(cxthemes labels check)"
+        )
     if args.add_new:
         n = splits.extend_manifest(items, target)
         print(f"recorded the splits of {n} new items in {target} (as they were: none moved)")
@@ -761,10 +891,11 @@ def cmd_labels_agreement(args: argparse.Namespace, settings: Settings) -> int:
     agreement = _training("agreement")
     from service.taxonomy import load_taxonomy
 
+    taxonomy = load_taxonomy(settings.taxonomy_path)
     result = agreement.agreement(
-        agreement.read_pass(Path(args.first)),
-        agreement.read_pass(Path(args.second)),
-        load_taxonomy(settings.taxonomy_path),
+        agreement.read_pass(Path(args.first), taxonomy),
+        agreement.read_pass(Path(args.second), taxonomy),
+        taxonomy,
     )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -796,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
     p.add_argument("--base-model", help="Hugging Face id or local path of the encoder")
     p.add_argument("--epochs", type=float, help="training epochs (default 4)")
-    p.add_argument("--lr", type=float, help="encoder learning rate")
+    p.add_argument("--lr", type=float, help="encoder learning rate (default 1.5e-4)")
     p.add_argument("--batch-size", type=int, help="per device (default 16)")
     p.add_argument("--max-length", type=int, help="tokens per training text (default 128)")
     seed = p.add_mutually_exclusive_group()
@@ -873,7 +1004,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=float, help="training epochs (default 3)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     p.add_argument("--batch-size", type=int, help="per device (default 16)")
-    p.add_argument("--seed", type=int, help="random seed (default 13)")
+    p.add_argument("--seed", type=int, help="random seed (default 29)")
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
     p.add_argument("--version", help="bundle version id (default: <teacher>-student<N>)")
     p.add_argument(
@@ -882,7 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="evaluate a model and the two baselines")
-    p.add_argument("--model", help="bundle path (default: models/current)")
+    p.add_argument("--model", help="bundle path or version name (default: the current model)")
     p.add_argument("--data", help="labelled JSONL to evaluate on (default: the frozen test split)")
     p.add_argument("--labels", help="labelled data for the baselines' training and dev splits")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -898,13 +1029,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         help=".jsonl, .csv, .tsv, .parquet or .xlsx (default: INPUT.scored in the input's format)",
     )
-    p.add_argument("--model", help="bundle path (default: models/current)")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--model", help="bundle path or version name (default: the current model)")
+    p.add_argument("--text-column", default="text", help="(default text)")
     p.add_argument("--id-column", help="default: id if present, else row numbers")
     p.add_argument("--date-column", help="default: created_at, date or timestamp if present")
     p.add_argument("--metadata-columns", help="comma list (default: channel,segment where present)")
-    p.add_argument("--lang-column", help="language codes, if known (default: lang if present)")
-    p.add_argument("--encoding", default="utf-8", help="of CSV/JSONL input, e.g. gbk")
+    p.add_argument(
+        "--lang-column", help="language codes, if known (default: lang or language if present)"
+    )
+    p.add_argument(
+        "--encoding", default="utf-8", help="of CSV/JSONL input, e.g. gbk (default utf-8)"
+    )
     p.add_argument("--delimiter", help="CSV delimiter (default: detected)")
     p.add_argument("--prefix", default="", help="prefix for the prediction columns")
     p.add_argument("--record", action="store_true", help="also write to the metrics store")
@@ -915,16 +1050,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-work", action="store_true", help="keep OUTPUT.cxwork/ at the end")
     p.add_argument("--engine", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", help="Ray cluster (default: a local Ray on 127.0.0.1)")
-    p.add_argument("--ray-actors", type=int, default=1, help="model replicas (Ray actors)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--ray-actors", type=int, default=1, help="model replicas (Ray actors; default 1)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows per forward pass at most (default: CXTHEMES_BATCH_SIZE, else 32)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("serve", help="start the HTTP API")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--model", help="bundle path (default: models/current)")
-    p.add_argument("--workers", type=int, help="worker processes (each loads the model)")
+    p.add_argument("--host", help="(default: CXTHEMES_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="(default: CXTHEMES_PORT, else 8000)")
+    p.add_argument("--model", help="bundle path or version name (default: the current model)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each loads the model (default: CXTHEMES_WORKERS, else 1)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="the model registry: list, compare, promote, rollback")
@@ -956,19 +1101,25 @@ def build_parser() -> argparse.ArgumentParser:
     review_sub = p.add_subparsers(dest="review_command", required=True)
     q = review_sub.add_parser("export", help="flagged items as Label Studio tasks")
     q.add_argument("-o", "--output", required=True, help="tasks .json")
-    q.add_argument("--limit", type=int, default=500)
+    q.add_argument(
+        "--limit",
+        type=_int_at_least(1),
+        default=500,
+        help="export at most this many tasks, the most uncertain first (default 500)",
+    )
     q.set_defaults(func=cmd_review_export)
 
     p = sub.add_parser(
         "export-onnx",
         help="add an ONNX export (fp32 and int8) and a bf16 check to a bundle (fast CPU)",
     )
-    p.add_argument("--model", help="bundle path (default: the current model)")
+    p.add_argument("--model", help="bundle path or version name (default: the current model)")
     p.add_argument(
         "--check-texts",
-        type=int,
+        type=_int_at_least(0),
         default=2000,
-        help="test-split texts to measure int8 and bf16 against fp32 torch on (0: skip)",
+        help="test-split texts to measure int8 and bf16 against fp32 torch on "
+        "(default 2000; 0: skip)",
     )
     p.add_argument(
         "--no-bf16",
@@ -990,16 +1141,26 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
     q = keys_sub.add_parser("create", help="make a key; prints it once and its settings entry")
     q.add_argument("--name", required=True, help="who holds it (shown in logs)")
-    q.add_argument("--scopes", default="classify", help="comma list of classify,metrics,admin")
+    q.add_argument(
+        "--scopes",
+        default="classify",
+        help="comma list of classify,metrics,admin (default classify)",
+    )
     q.set_defaults(func=cmd_keys_create)
 
-    p = sub.add_parser("db", help="the metrics store's schema")
+    p = sub.add_parser("db", help="the metrics store: schema and daily rollup")
     db_sub = p.add_subparsers(dest="db_command", required=True)
     q = db_sub.add_parser("upgrade", help="apply Alembic migrations (CXTHEMES_DATABASE_URL)")
-    q.add_argument("revision", nargs="?", default="head")
+    q.add_argument("revision", nargs="?", default="head", help="(default head)")
     q.set_defaults(func=cmd_db_upgrade)
     q = db_sub.add_parser("current", help="print the schema's revision")
     q.set_defaults(func=cmd_db_current)
+    q = db_sub.add_parser(
+        "rebuild-rollup",
+        help="recompute the daily_counts rollup from feedback and feedback_themes "
+        "(CXTHEMES_DATABASE_URL)",
+    )
+    q.set_defaults(func=cmd_db_rebuild_rollup)
 
     p = sub.add_parser("labels", help="labelled-data tools")
     labels_sub = p.add_subparsers(dest="labels_command", required=True)
@@ -1017,8 +1178,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_labels_freeze_splits)
     q = labels_sub.add_parser("agreement", help="Cohen's kappa against a second labelling pass")
-    q.add_argument("--first", default="labels/agreement/first_pass.jsonl")
-    q.add_argument("--second", default="labels/agreement/second_pass.jsonl")
+    q.add_argument(
+        "--first",
+        default="labels/agreement/first_pass.jsonl",
+        help="JSONL of the first pass (default labels/agreement/first_pass.jsonl)",
+    )
+    q.add_argument(
+        "--second",
+        default="labels/agreement/second_pass.jsonl",
+        help="JSONL of the second pass (default labels/agreement/second_pass.jsonl)",
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_labels_agreement)
     q = labels_sub.add_parser("import", help="import labels: CSV, JSONL, Label Studio JSON")
@@ -1039,18 +1208,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("file", help="unlabelled texts: JSONL, CSV, Parquet or XLSX")
     q.add_argument("-o", "--output", required=True, help="Label Studio tasks .json")
-    q.add_argument("--n", type=int, default=300, help="how many texts to choose")
+    q.add_argument("--n", type=int, default=300, help="how many texts to choose (default 300)")
     q.add_argument(
         "--random-share",
         type=float,
         default=1 / 3,
-        help="share drawn at random rather than by uncertainty (keeps figures unbiased)",
+        help="share drawn at random rather than by uncertainty, keeps figures unbiased "
+        "(default 1/3)",
     )
     q.add_argument("--model", help="bundle path or version (default: the current model)")
-    q.add_argument("--text-column", default="text")
-    q.add_argument("--id-column", default="id")
+    q.add_argument("--text-column", default="text", help="(default text)")
+    q.add_argument("--id-column", default="id", help="(default id)")
     q.add_argument("--labels", help="labelled-data folder, whose texts are left out")
-    q.add_argument("--seed", type=int, default=0, help="seed of the random share")
+    q.add_argument("--seed", type=int, default=0, help="seed of the random share (default 0)")
     q.set_defaults(func=cmd_labels_select)
     return parser
 
@@ -1101,8 +1271,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"cxthemes {args.command}: error: setting {where}: {error['msg']}", file=sys.stderr
             )
         return 2
-    except (CLIError, BundleError, InputError, FileNotFoundError, ValueError) as exc:
+    except (CLIError, BundleError, InputError, ValueError) as exc:
         print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, a read-only or full disk, no permission: one line
+        print(f"cxthemes {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:
         # Imported here, not above: importing the store loads alembic, whose start-up logging
@@ -1113,6 +1286,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: OSError) -> str:
+    """An OSError as one line that names its file: ``[Errno 30] Read-only file system:
+    'models/base.partial'`` (some libraries' messages run over several lines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

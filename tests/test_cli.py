@@ -2,9 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from service.cli import main
 from tests.conftest import LABELS, read_jsonl
@@ -241,3 +244,211 @@ def test_score_applies_the_torch_threads_setting(tiny_bundle, tmp_path, monkeypa
         get_settings.cache_clear()
     assert code == 0, capsys.readouterr().err
     assert seen and set(seen) == {1}
+
+
+def test_db_rebuild_rollup_restores_deleted_rollup_rows(tmp_path, monkeypatch, request, capsys):
+    from sqlalchemy import delete, select
+
+    from service.core.config import get_settings
+    from service.predictor import Prediction
+    from service.store import RecordInput, Store
+    from service.store.tables import daily_counts
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("CXTHEMES_DATABASE_URL", url)
+    get_settings.cache_clear()  # settings are read once per process
+    request.addfinalizer(get_settings.cache_clear)
+    store = Store.open(url)
+    themes = ["pricing_value", "human_support"]
+    items = [
+        RecordInput(
+            id=f"t-{k}",
+            text="some feedback",
+            prediction=Prediction(
+                themes=themes[: k % 3],
+                scores={t: 0.9 for t in themes},
+                sentiment="negative",
+                sentiment_scores={"negative": 0.8, "neutral": 0.1, "positive": 0.1},
+                needs_review=k == 0,
+                evidence={},
+                model_version="m-1",
+                lang="en",
+                review_reasons=[],
+            ),
+            metadata={"channel": "chat", "created_at": f"2026-11-0{k + 1}T09:00:00Z"},
+        )
+        for k in range(4)
+    ]
+    store.record(items, "1")
+
+    def rollup() -> list[tuple]:
+        with store.engine.connect() as c:
+            return sorted(tuple(r) for r in c.execute(select(daily_counts)).all())
+
+    before = rollup()
+    assert before
+    with store.engine.begin() as c:
+        c.execute(delete(daily_counts))
+    assert rollup() == []
+    assert main(["db", "rebuild-rollup"]) == 0
+    assert f"{len(before)} rows from 4 recorded items" in capsys.readouterr().out
+    assert rollup() == before
+    store.close()
+
+
+def test_db_rebuild_rollup_refuses_a_store_without_schema(tmp_path, monkeypatch, request, capsys):
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("CXTHEMES_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    assert main(["db", "rebuild-rollup"]) == 2
+    assert "db upgrade" in capsys.readouterr().err
+
+
+def _environment(monkeypatch, request, **values: str) -> None:
+    """Set CXTHEMES_* settings for one test (settings are read once per process)."""
+    from service.core.config import get_settings
+
+    for key, value in values.items():
+        monkeypatch.setenv(f"CXTHEMES_{key.upper()}", value)
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+
+
+def _one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and "\n" not in err, err
+    assert err.startswith(f"cxthemes {command}: error: "), err
+    return err
+
+
+def test_base_model_builds_nothing_for_a_hub_id(tmp_path, monkeypatch, request, capsys):
+    """A folder named like the id would hide the hub model from every later load."""
+    monkeypatch.chdir(tmp_path)
+    _environment(monkeypatch, request, base_model="xlm-roberta-base")
+    assert main(["base-model", "--if-missing"]) == 0
+    assert "nothing to build" in capsys.readouterr().out
+    assert not (tmp_path / "xlm-roberta-base").exists()
+
+
+def test_labels_check_fails_without_items_and_reads_a_byte_order_mark(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["labels", "check", "--labels", str(empty)]) == 1
+    assert "no labelled items" in capsys.readouterr().err
+    bom = tmp_path / "bom.jsonl"
+    row = {"id": "b1", "text": "too pricey", "lang": "en", "themes": [], "sentiment": "negative"}
+    bom.write_text(json.dumps(row) + "\n", encoding="utf-8-sig")
+    assert main(["labels", "check", "--labels", str(bom)]) == 0
+
+
+def test_freeze_splits_refuses_unavailable_texts_even_with_force(
+    small_labels, tmp_path, monkeypatch, capsys
+):
+    """Frozen without them, the texts of a missing corpus package never get a stratified
+    split; `labels check` fails on them too."""
+    from training.corpora import TextResolver
+
+    out = tmp_path / "splits.tsv"
+    out.write_text("# frozen\n")
+    monkeypatch.setattr(TextResolver, "available", lambda self, source: False)
+    args = ["labels", "freeze-splits", "--labels", str(small_labels), "--out", str(out)]
+    assert main([*args, "--force"]) == 2
+    assert "unavailable" in _one_line_error(capsys, "labels")
+    assert out.read_text() == "# frozen\n"
+
+
+def test_evaluate_says_which_repeated_texts_it_evaluated_once(
+    tiny_bundle, small_labels, tmp_path, capsys
+):
+    data = tmp_path / "dups.jsonl"
+    rows = [
+        {"id": f"d{k}", "text": text, "lang": "en", "themes": [], "sentiment": "neutral"}
+        for k, text in enumerate(["hello there", "good morning", "Hello  there"])
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["evaluate", "--model", str(tiny_bundle), "--labels", str(small_labels)]
+    assert main([*args, "--data", str(data), "--no-baselines", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"{data}:3: duplicate text (first: {data}:1)" in captured.err
+    assert f"1 repeated texts in {data} were evaluated once" in captured.err
+    assert json.loads(captured.out)["n"] == 2
+
+
+def test_evaluate_finds_the_base_model_of_a_bundle_trained_elsewhere(
+    tiny_bundle, tiny_base, small_labels, tmp_path, monkeypatch, request, capsys
+):
+    """The bundle records its base model as training named it, relative to where it ran:
+    the zero-shot baseline falls back to the setting, and else says which model is missing."""
+    bundle = tmp_path / "relbase"
+    shutil.copytree(tiny_bundle, bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["base_model"] = "models/base/not-here"
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    lines = small_labels.read_text().splitlines(keepends=True)
+    labels, data = tmp_path / "labels.jsonl", tmp_path / "few.jsonl"
+    labels.write_text("".join(lines[::8]))  # the baselines train on these: few, to be quick
+    data.write_text("".join(lines[:5]))
+    args = ["evaluate", "--model", str(bundle), "--labels", str(labels), "--data", str(data)]
+    monkeypatch.chdir(tmp_path)
+    _environment(monkeypatch, request, base_model=str(tiny_base))
+    assert main([*args, "--json"]) == 0
+    assert "zero_shot" in json.loads(capsys.readouterr().out)["metrics"]
+    _environment(monkeypatch, request, base_model=str(tmp_path / "missing"))
+    assert main(args) == 2
+    assert f"cannot load the base model {tmp_path / 'missing'}" in _one_line_error(
+        capsys, "evaluate"
+    )
+
+
+def test_read_only_store_commands_do_not_create_a_missing_sqlite_file(
+    tmp_path, monkeypatch, request, capsys
+):
+    typo = tmp_path / "nodir" / "a.db"
+    _environment(monkeypatch, request, database_url=f"sqlite:///{typo}")
+    assert main(["db", "current"]) == 2
+    assert f"no metrics store at {typo}" in _one_line_error(capsys, "db")
+    assert main(["review", "export", "-o", str(tmp_path / "tasks.json")]) == 2
+    assert f"no metrics store at {typo}" in _one_line_error(capsys, "review")
+    assert not typo.parent.exists()
+
+
+def test_store_errors_are_one_line_without_the_password(tmp_path, monkeypatch, request, capsys):
+    _environment(monkeypatch, request, database_url="postgresql://u:s3cret@127.0.0.1:1/x")
+    for command in (["db", "current"], ["db", "upgrade"]):
+        assert main(command) == 2
+        err = _one_line_error(capsys, "db")
+        assert "OperationalError" in err and "s3cret" not in err and "u:***@" in err
+    _environment(monkeypatch, request, database_url=f"sqlite:///{tmp_path / 'store.db'}")
+    assert main(["db", "upgrade", "bogus"]) == 2
+    assert "Can't locate revision identified by 'bogus'" in _one_line_error(capsys, "db")
+
+
+def test_negative_counts_are_usage_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, and surely not into the repository
+    for args in (
+        ["review", "export", "-o", "x.json", "--limit", "-1"],
+        ["export-onnx", "--check-texts", "-5"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2
+        assert "must be at least" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_os_error_is_one_line_naming_the_path(tmp_path, capsys):
+    """Any OSError (here: a folder where a file should be), not only FileNotFoundError."""
+    second = tmp_path / "second.jsonl"
+    second.write_text('{"id": "1", "themes": [], "sentiment": "neutral"}\n')
+    assert main(["labels", "agreement", "--first", str(tmp_path), "--second", str(second)]) == 2
+    assert f"Is a directory: '{tmp_path}'" in _one_line_error(capsys, "labels")
+
+
+def test_models_compare_names_an_empty_data_file(small_labels, tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    args = ["models", "compare", "a", "b", "--labels", str(small_labels), "--data", str(empty)]
+    assert main(args) == 2
+    assert f"{empty}: no labelled items to compare on" in _one_line_error(capsys, "models")

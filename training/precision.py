@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.bundle import read_meta, write_meta
+
+if TYPE_CHECKING:
+    from service.predictor import Predictor
 
 MIN_AGREEMENT = 0.99
 MAX_F1_LOSS = 0.01
@@ -25,17 +29,18 @@ def compare_with_torch(
     name: str,
     texts: list[str],
     items: list | None = None,
-    taxonomy=None,
+    candidate: Predictor | None = None,
 ) -> dict:
     """How often ``backend`` makes the fp32 torch model's decisions on ``texts`` and, given
     labelled ``items``, macro F1 and sentiment accuracy of both (``backend``'s figures
     suffixed ``name``). Each backend is loaded once; when the items are the texts (as
-    ``export-onnx`` gives them), they are predicted once."""
+    ``export-onnx`` gives them), they are predicted once. ``candidate``: the backend already
+    loaded (an ONNX graph not yet moved into the bundle), instead of loading ``backend``."""
     from service.predictor import Predictor
     from training.train import decide, evaluate_predictor
 
     engines = {"torch": Predictor.from_path(bundle_path, backend="torch", evidence=False)}
-    engines[name] = Predictor.from_path(bundle_path, backend=backend, evidence=False)
+    engines[name] = candidate or Predictor.from_path(bundle_path, backend=backend, evidence=False)
     scores = {k: p.predict_proba(texts) for k, p in engines.items()} if texts else {}
     figures: dict = {}
     if texts:
@@ -55,7 +60,7 @@ def compare_with_torch(
         figures["f1_items"] = len(items)
         for suffix, predictor in engines.items():
             decisions = decide(predictor, *scores[suffix]) if reuse else None
-            report = evaluate_predictor(predictor, items, taxonomy, decisions)
+            report = evaluate_predictor(predictor, items, decisions)
             figures[f"macro_f1_{suffix}"] = round(report["macro_f1"], 4)
             figures[f"sentiment_accuracy_{suffix}"] = round(report["sentiment"]["accuracy"], 4)
     return figures
@@ -77,7 +82,6 @@ def check_bf16(
     bundle_path: str | Path,
     check_texts: list[str],
     check_items: list | None = None,
-    taxonomy=None,
 ) -> dict:
     """Measure bf16 torch against fp32 torch on ``check_texts`` (and macro F1 on the labelled
     ``check_items``), record the figures under ``bf16`` in ``bundle.json`` and return them.
@@ -91,7 +95,7 @@ def check_bf16(
     started = time.monotonic()
     figures = {
         "autocast": "cpu bfloat16",
-        **compare_with_torch(root, "torch-bf16", "bf16", check_texts, check_items, taxonomy),
+        **compare_with_torch(root, "torch-bf16", "bf16", check_texts, check_items),
     }
     figures["accepted"] = passes_gate(figures, "bf16", bool(check_items))
     figures["native_cpu"] = cpu_has_native_bf16()

@@ -34,6 +34,7 @@ from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
 from service.registry import check_new_version, set_current_version
 from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
+from training.base_model import is_e5
 from training.data import (
     Item,
     find_label_files,
@@ -99,9 +100,12 @@ class LossProgressCallback(ProgressCallback):
 
 
 def _prefix_for(base_model: str, configured: str | None) -> str:
+    """The text prefix for ``base_model``: the configured one, else e5's for an e5 model (by
+    what the model says it is, not by the name of its folder), else none. A bundle records
+    the prefix it was trained with, so this never changes how a trained model is served."""
     if configured is not None:
         return configured
-    return E5_PREFIX if "e5" in base_model.lower() else ""
+    return E5_PREFIX if is_e5(base_model) else ""
 
 
 class _Collator:
@@ -224,24 +228,33 @@ def dev_tuned_predictor(
 def evaluate_predictor(
     predictor: Predictor,
     items: list[Item],
-    taxonomy: Taxonomy,
     decisions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Full figures for a predictor (thresholds from its bundle) on ``items``, over the
-    predictor's own themes (an older model may not know a theme added since).
-    ``decisions`` (from :func:`predict_decisions`) saves predicting again."""
-    _, sent_true = label_arrays(items, taxonomy)
+    predictor's own themes (an older model may not know a theme added since) and its own
+    sentiment labels, matched to the gold ones by name. ``decisions`` (from
+    :func:`predict_decisions`) saves predicting again."""
     theme_pred, sent_pred = decisions or predict_decisions(predictor, items)
     return full_report(
         theme_matrix(items, predictor.theme_ids),
         theme_pred,
-        sent_true,
+        sentiment_indices(items, predictor.sentiments),
         sent_pred,
         [i.lang for i in items],
         predictor.theme_ids,
-        list(taxonomy.sentiments),
+        list(predictor.sentiments),
         [origin_of(i.source) for i in items],
     )
+
+
+def sentiment_indices(items: list[Item], labels: list[str]) -> np.ndarray:
+    """The items' gold sentiments as indices into ``labels``, a model's own order (its
+    ``sentiment_labels``), which need not be the current taxonomy's: predictions are indices
+    in the model's order, so gold must be too. ``ValueError`` for a sentiment it lacks."""
+    unknown = sorted({i.sentiment for i in items} - set(labels))
+    if unknown:
+        raise ValueError(f"the model has no sentiment {unknown} (it knows {labels})")
+    return np.array([labels.index(i.sentiment) for i in items], dtype=np.int64)
 
 
 def train(config: TrainConfig) -> Path | None:
@@ -364,7 +377,7 @@ def _test_figures(
     }
     bundle = Bundle(path=Path("."), meta=meta, model=model, tokenizer=tokenizer)
     predictor = dev_tuned_predictor(bundle, splits["dev"], taxonomy, config.max_length)
-    report = evaluate_predictor(predictor, splits["test"], taxonomy)
+    report = evaluate_predictor(predictor, splits["test"])
     return {
         "test_macro_f1": report["macro_f1"],
         "test_sentiment_accuracy": report["sentiment"]["accuracy"],
@@ -497,7 +510,7 @@ def write_bundle(
     test = splits["test"]
     metrics: dict = {}
     if test:
-        metrics["model"] = evaluate_predictor(predictor, test, taxonomy)
+        metrics["model"] = evaluate_predictor(predictor, test)
     meta["languages"] = sorted(
         lang
         for lang, n in Counter(i.lang for i in test).items()

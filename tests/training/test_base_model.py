@@ -105,3 +105,45 @@ def test_loads_offline_with_standard_classes(base_model_dir, monkeypatch):
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[0] == "<s>" and tokens[-1] == "</s>" and tokens[1] == "▁Hello"
     assert tokenizer.decode(ids, skip_special_tokens=True) == "Hello world"
+
+
+def test_a_folder_without_the_provenance_file_is_not_built(tmp_path):
+    """The provenance file is written last: without it the other files may be cut short."""
+    from training.base_model import PROVENANCE_FILE, is_built
+
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}")
+    assert not is_built(tmp_path)
+    (tmp_path / PROVENANCE_FILE).write_text("{}")
+    assert is_built(tmp_path)
+
+
+def test_a_folder_of_other_things_is_never_replaced(tmp_path):
+    from training.base_model import build_base_model
+
+    out = tmp_path / "mybases"
+    (out / "other-encoder").mkdir(parents=True)
+    (out / "NOTES.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a base model built by cxthemes"):
+        build_base_model(out)
+    assert (out / "NOTES.txt").read_text() == "mine" and (out / "other-encoder").is_dir()
+
+
+def test_e5_is_told_by_what_the_model_says_not_by_its_folder(tmp_path):
+    from training.base_model import PROVENANCE_FILE, is_e5, looks_local
+
+    assert not looks_local("xlm-roberta-base") and not looks_local("intfloat/multilingual-e5-small")
+    assert looks_local("./xlm-roberta-base") and looks_local("models/base/x")
+    assert is_e5("intfloat/multilingual-e5-small") and not is_e5("xlm-roberta-base")
+    lookalike = tmp_path / "my-e5-copy"
+    lookalike.mkdir()
+    (lookalike / "config.json").write_text('{"model_type": "xlm-roberta"}')
+    assert not is_e5(str(lookalike))
+    built = tmp_path / "encoder"
+    built.mkdir()
+    (built / PROVENANCE_FILE).write_text('{"name": "intfloat/multilingual-e5-small"}')
+    assert is_e5(str(built))
+    saved = tmp_path / "checkpoint"
+    saved.mkdir()
+    (saved / "config.json").write_text('{"_name_or_path": "intfloat/e5-base-v2"}')
+    assert is_e5(str(saved))

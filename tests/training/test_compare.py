@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from service.taxonomy import load_taxonomy
 from training.compare import evaluate_models, format_comparison, gate, intervals
@@ -131,3 +132,26 @@ def test_a_copied_bundle_is_compared_under_its_folder_name(tiny_bundle, small_la
     # The same bundle twice (or two folders of one name) still gives two distinct entries.
     results, _ = evaluate_models([paths[0], paths[0]], sets, taxonomy)
     assert len(results) == 2
+
+
+def test_an_empty_extra_set_is_refused_naming_its_file(small_labels, tmp_path):
+    from training.compare import evaluation_items
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=f"{empty}: no labelled items"):
+        evaluation_items(small_labels, load_taxonomy("labels/taxonomy.yaml"), empty)
+
+
+def test_a_theme_absent_from_the_items_is_a_dash_and_no_reason_to_refuse():
+    taxonomy = load_taxonomy("labels/taxonomy.yaml")
+    ids, sentiments = list(taxonomy.theme_ids), list(taxonomy.sentiments)
+    truth = np.zeros((4, len(ids)), dtype=int)
+    truth[:, 0] = 1  # only the first theme occurs; neither model predicts any other
+    sent = np.zeros(4, dtype=int)
+    report = full_report(truth, truth, sent, sent, ["en"] * 4, ids, sentiments)
+    results = {"old": {"test split": report}, "new": {"test split": report}}
+    table = format_comparison("old", "new", results)
+    assert f"| {ids[1]} F1 | - | - | - |" in table
+    assert "| **macro F1** | 1.000 | 1.000 | +0.000 |" in table
+    assert gate(report, report, 0.01, 0.03) == []

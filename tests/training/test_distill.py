@@ -450,9 +450,7 @@ def test_labels_changed_since_the_teacher_was_trained_are_scored_for_it(
     d = read_meta(path)["distillation"]
     taxonomy = load_taxonomy()
     items, _ = load_items(find_label_files(labels), taxonomy)
-    expected = evaluate_predictor(
-        Predictor(load_bundle(tiny_bundle)), split_items(items)["test"], taxonomy
-    )
+    expected = evaluate_predictor(Predictor(load_bundle(tiny_bundle)), split_items(items)["test"])
     assert d["teacher_macro_f1"] == pytest.approx(expected["macro_f1"])
     assert d["teacher_sentiment_accuracy"] == pytest.approx(expected["sentiment"]["accuracy"])
     assert ships is True and d["ships"] is True
@@ -472,3 +470,22 @@ def test_near_copies_of_labelled_texts_stay_out_of_the_unlabelled_pool(tmp_path)
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in pool), encoding="utf-8")
     kept = unlabelled_texts(DistillConfig(unlabelled=[path]), exclude=exclude)
     assert kept == ["Top demais", "great", "👍👍"]
+
+
+def test_a_teacher_whose_sentiments_are_ordered_otherwise_is_refused(
+    tiny_bundle, small_labels, tmp_path
+):
+    """The gold labels are indices in the taxonomy's order and the teacher's outputs in its
+    own: mixed, the student would learn negative as positive."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    taxonomy = yaml.safe_load((ROOT / "labels" / "taxonomy.yaml").read_text(encoding="utf-8"))
+    taxonomy["sentiments"].reverse()
+    reordered = tmp_path / "taxonomy.yaml"
+    reordered.write_text(yaml.safe_dump(taxonomy, allow_unicode=True), encoding="utf-8")
+    models = tmp_path / "models"
+    models.mkdir()
+    with pytest.raises(ValueError, match="orders its sentiments"):
+        distill(_config(tiny_bundle, small_labels, models, taxonomy_path=reordered))

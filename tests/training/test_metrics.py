@@ -118,3 +118,44 @@ def test_small_subsets_get_wider_intervals_and_the_seed_fixes_them():
     assert width["ar"] > 2 * width["en"]
     again = paired_bootstrap(truth, poor, good, sent, sent, sent, langs, ids, n_resamples=400)
     assert again == out
+
+
+def test_a_theme_absent_from_the_items_and_never_predicted_is_left_out():
+    """Perfect predictions on items that lack a theme score 1.0, not 0.5 (the absent theme
+    used to count as F1 = 0), as the per-language figures already did."""
+    themes, sentiments, langs = ["a", "b"], ["n", "u", "p"], ["en"] * 3
+    y = np.array([[1, 0], [0, 0], [1, 0]])
+    sent = np.array([0, 0, 1])
+    report = full_report(y, y, sent, sent, langs, themes, sentiments)
+    assert report["macro_f1"] == 1.0 == report["per_language"]["en"]["macro_f1"]
+    assert report["per_theme"]["b"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert report["per_theme"]["a"]["f1"] == 1.0
+    # A sentiment that occurs nowhere ("p" is never gold nor predicted) is no error either.
+    assert report["sentiment"]["macro_f1"] == 1.0
+    # Predicted where it is absent, the theme counts (F1 0): macro (1 + 0) / 2.
+    wrong = np.array([[1, 1], [0, 0], [1, 0]])
+    assert full_report(y, wrong, sent, sent, langs, themes, sentiments)["macro_f1"] == 0.5
+    # Nothing to find and nothing predicted: micro F1 1.0 too, not 0.
+    nothing = np.zeros((3, 2), dtype=int)
+    empty = full_report(nothing, nothing, sent, sent, langs, themes, sentiments)
+    assert empty["macro_f1"] == empty["micro_f1"] == 1.0
+
+
+def test_the_card_shows_a_dash_for_an_absent_theme():
+    from training.card import comparison_table
+
+    y = np.array([[1, 0], [0, 0]])
+    sent = np.zeros(2, dtype=int)
+    report = full_report(y, y, sent, sent, ["en"] * 2, ["a", "b"], ["n", "u", "p"])
+    table = comparison_table({"model": report}, ["a", "b"])
+    assert "| b | - | - | 0 | - |" in table.splitlines()
+
+
+def test_bootstrap_macro_f1_leaves_absent_themes_out_as_the_report_does():
+    truth, good, poor, sent, langs = _systems()
+    truth[:, 2] = good[:, 2] = poor[:, 2] = 0  # the third theme occurs nowhere
+    ids = ["a", "b", "c"]
+    out = paired_bootstrap(truth, poor, good, sent, sent, sent, langs, ids, n_resamples=50)
+    ra = full_report(truth, poor, sent, sent, langs, ids, ["n", "u", "p"])
+    rb = full_report(truth, good, sent, sent, langs, ids, ["n", "u", "p"])
+    assert out["macro_f1"]["diff"] == pytest.approx(rb["macro_f1"] - ra["macro_f1"])

@@ -88,7 +88,7 @@ def test_bf16_evidence_comes_from_the_same_pass(bundle):
 
 def test_check_bf16_records_the_figures(bundle, items):
     texts = [i.text for i in items]
-    figures = check_bf16(bundle, texts, check_items=items, taxonomy=load_taxonomy())
+    figures = check_bf16(bundle, texts, check_items=items)
     recorded = _meta(bundle)["bf16"]
     assert recorded == figures
     assert figures["n_check_texts"] == len(texts) == figures["f1_items"]

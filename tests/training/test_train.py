@@ -182,3 +182,36 @@ def test_seed_and_seeds_are_exclusive(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--seed", "1", "--seeds", "1,2"])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_the_e5_prefix_comes_from_the_model_not_its_folder_name(tmp_path):
+    from training.base_model import PROVENANCE_FILE
+    from training.train import E5_PREFIX, _prefix_for
+
+    lookalike = tmp_path / "e5-like-name"
+    lookalike.mkdir()
+    (lookalike / "config.json").write_text('{"model_type": "bert"}')
+    assert _prefix_for(str(lookalike), None) == ""
+    (lookalike / PROVENANCE_FILE).write_text('{"name": "intfloat/multilingual-e5-small"}')
+    assert _prefix_for(str(lookalike), None) == E5_PREFIX
+    assert _prefix_for(str(lookalike), "passage: ") == "passage: "
+    assert _prefix_for("xlm-roberta-base", None) == ""
+
+
+def test_sentiments_are_matched_by_name_not_position():
+    """A bundle whose sentiment labels are ordered unlike the taxonomy: its predicted indices
+    are in its own order, so the gold must be too (accuracy 0.4 instead of 1.0 before)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from training.data import Item
+    from training.train import evaluate_predictor
+
+    order = ["positive", "neutral", "negative"]  # the taxonomy's is negative, neutral, positive
+    gold = ["negative", "negative", "positive", "neutral", "positive"]
+    items = [Item(str(k), f"text {k}", "en", (), s, "written") for k, s in enumerate(gold)]
+    predictor = SimpleNamespace(theme_ids=["pricing_value"], sentiments=order)
+    decisions = (np.zeros((5, 1), dtype=int), np.array([order.index(s) for s in gold]))
+    report = evaluate_predictor(predictor, items, decisions)
+    assert report["sentiment"]["accuracy"] == 1.0 and report["sentiment"]["macro_f1"] == 1.0
