@@ -1,21 +1,69 @@
-"""Language identification for texts that arrive without a language code."""
+"""Language codes: the ones callers give, and identification for texts that arrive without."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-# py3langid tells Chinese apart from Japanese and Korean well but returns regional variants
-# and a few codes that differ from the ISO 639-1 ones used in the labelled data.
-_ALIASES = {"zh-tw": "zh", "zh-cn": "zh", "iw": "he", "jw": "jv"}
+# BCP 47 / ISO 639-2 codes that name no language: the text's language is detected instead.
+UNDETERMINED = "und"
+_NO_LANGUAGE = {UNDETERMINED, "zxx"}  # undetermined; no linguistic content
+
+# Codes that count as another one. The labelled data and the bundle's evaluated languages use
+# ISO 639-1 codes; the model is evaluated per language, not per region or variety.
+_ALIASES = {
+    # Withdrawn ISO 639-1 codes, still sent by old clients (Java's Locale, for one).
+    "iw": "he",
+    "jw": "jv",
+    "in": "id",
+    # ISO 639-2 (B and T) and 639-3 codes of the evaluated languages; cmn and arb are the
+    # individual languages of standard Chinese and Arabic.
+    "ara": "ar",
+    "arb": "ar",
+    "deu": "de",
+    "ger": "de",
+    "eng": "en",
+    "spa": "es",
+    "fra": "fr",
+    "fre": "fr",
+    "hin": "hi",
+    "ind": "id",
+    "ita": "it",
+    "jpn": "ja",
+    "kor": "ko",
+    "nld": "nl",
+    "dut": "nl",
+    "por": "pt",
+    "rus": "ru",
+    "tur": "tr",
+    "vie": "vi",
+    "zho": "zh",
+    "chi": "zh",
+    "cmn": "zh",
+    # Varieties py3langid 0.4.0 returns: Cantonese and Wu Chinese (written Chinese, often
+    # Traditional characters, comes back as these), Egyptian and Moroccan Arabic.
+    "yue": "zh",
+    "wuu": "zh",
+    "arz": "ar",
+    "ary": "ar",
+}
+
+
+def canonical_language(code: str) -> str | None:
+    """The language a bare, lower-case code counts as (``"eng"`` and ``"en"`` are ``"en"``,
+    ``"yue"`` is ``"zh"``); None for codes that name no language (``und``, ``zxx``)."""
+    if code in _NO_LANGUAGE:
+        return None
+    return _ALIASES.get(code, code)
 
 
 def normalise_language(code: str | None) -> str | None:
-    """The language of a code a caller gave: ``"EN"``, ``"en-US"`` and ``"en_GB"`` are ``"en"``
-    (the model is evaluated per language, not per region); None when blank."""
+    """The language of a code a caller gave: ``"EN"``, ``"en-US"``, ``"en_GB"`` and ``"eng"``
+    are ``"en"`` (the model is evaluated per language, not per region); None when blank or
+    undetermined (``"und"``), so that the language is detected."""
     if code is None or not code.strip():
         return None
     primary = code.strip().lower().replace("_", "-").split("-")[0]
-    return _ALIASES.get(primary, primary) or None
+    return canonical_language(primary) if primary else None
 
 
 @lru_cache(maxsize=1)
@@ -25,9 +73,16 @@ def _identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+def identifier_languages() -> list[str]:
+    """Every code the language identifier can return, as it returns them."""
+    return list(_identifier().nb_classes)
+
+
 def detect_language(text: str) -> tuple[str, float]:
-    """Return ``(iso_code, probability)`` for ``text``; ``("und", 0.0)`` for empty text."""
+    """Return ``(iso_code, probability)`` for ``text``, the code as :func:`canonical_language`
+    gives it; ``("und", probability)`` for text without language (emoji, numbers) and
+    ``("und", 0.0)`` for empty text."""
     if not text.strip():
-        return "und", 0.0
+        return UNDETERMINED, 0.0
     lang, prob = _identifier().classify(text)
-    return _ALIASES.get(lang, lang), float(prob)
+    return canonical_language(lang) or UNDETERMINED, float(prob)

@@ -8,7 +8,8 @@ longer than a window is cut by tokens), so nothing past the limit is ignored: a 
 is its maximum over windows, the sentiment the token-weighted mean.
 
 The evidence for a theme is the sentence whose tokens, mean-pooled from the same forward
-pass and put through the theme head, score highest for it: no extra model call.
+pass and put through the theme head, score highest for it: no extra model call. Each piece of
+a sentence cut by tokens competes as a sentence of its own.
 
 Short texts share rows of ``pack_tokens`` tokens where the model takes packed rows, each text
 masked off from the others with positions of its own; rows (or texts) are then cut into
@@ -28,11 +29,12 @@ import torch
 
 from service.backends.bf16 import ROWS_ATTENTION
 from service.bundle import Bundle, BundleError, load_bundle
-from service.language import detect_language, normalise_language
+from service.language import UNDETERMINED, detect_language, normalise_language
 from service.modeling import ThemeClassifier
 from service.text import split_sentences
 
-# Language ids below this probability are too unsure to flag a text as out of coverage.
+# Language ids below this probability are too unsure to report, or to flag a text as out of
+# coverage: on short texts py3langid guesses wildly ("ok" is Serbian at 2%).
 _LANG_CONFIDENCE = 0.5
 # Passes are padded to a multiple of 8 tokens. oneDNN (torch's bf16 and fp32 matrix products on
 # CPU) compiles a kernel for every input shape and keeps ONEDNN_PRIMITIVE_CACHE_CAPACITY of them
@@ -46,7 +48,8 @@ PAD_TO_MULTIPLE_OF = 8
 PASS_OVERHEAD_TOKENS = 64
 # Short texts share a row of this many tokens (the pack_tokens setting). Each keeps to its own
 # tokens through the attention mask and has its own positions, so its scores are as if it ran
-# alone, but passes carry no padding per text and far fewer passes are needed. bf16 student,
+# alone (exactly in fp32; bf16 rounding follows the pass's width, within ~0.03), but passes
+# carry no padding per text and far fewer passes are needed. bf16 student,
 # 2 cores, texts of about 32 tokens, against planned padded passes: micro-batches of 32 texts
 # +26-31%, sorted offline batches +10%. Longer rows cost more (each token attends to its whole
 # row): rows of 96 tokens gained about as much, 128 +16-22%, 256 0-5% (bench/RESULTS.md).
@@ -125,6 +128,12 @@ def plan_passes(lengths: Sequence[int], max_size: int) -> list[tuple[int, int]]:
 class EmptyTextError(ValueError):
     """A text is empty or only whitespace: there is nothing to classify (the model would
     still assign themes to it). Callers drop or report such texts before predicting."""
+
+
+class InvalidUnicodeError(ValueError):
+    """A text holds a lone surrogate (half of a UTF-16 pair, as a JSON ``"\\ud800"`` escape
+    gives): it is not Unicode and the tokenizer cannot take it. Callers drop or report such
+    texts before predicting (the API's schema and the batch readers do)."""
 
 
 @dataclass
@@ -239,20 +248,20 @@ class Predictor:
         self,
         text: str,
         sentences: list[str],
-        groups: list[range] | None = None,
+        groups: list[range | None] | None = None,
         counts: list[list[int]] | None = None,
     ) -> list[tuple[str, int]]:
         """Cut ``text`` into (window text, token count) pieces that fit ``max_length``.
 
         ``groups``, if given, receives for each window the indices of the whole sentences in
-        it (none for the pieces of a sentence cut by tokens). ``counts``: the sentences'
-        token ids, if the caller already has them.
+        it, or None for a piece of a sentence cut by tokens (the piece is the window).
+        ``counts``: the sentences' token ids, if the caller already has them.
         """
         budget = self.max_length - self._prefix_tokens
         if counts is None:
             counts = self._tokenize(sentences, add_special_tokens=False)["input_ids"]
         total = sum(len(c) for c in counts)
-        marks: list[range] = []
+        marks: list[range | None] = []
         if total <= budget:
             if groups is not None:
                 groups.append(range(len(sentences)))
@@ -269,7 +278,7 @@ class Predictor:
                     current, current_tokens = [], 0
                 pieces = self._cut_by_tokens(sentence, budget)
                 windows.extend(pieces)
-                marks.extend(range(0) for _ in pieces)
+                marks.extend(None for _ in pieces)
                 continue
             if current_tokens + len(ids) > budget and current:
                 windows.append((" ".join(current), current_tokens))
@@ -301,13 +310,17 @@ class Predictor:
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Theme and sentiment probabilities for ``texts`` (any order), and, for each text,
-        theme probabilities of its character ``spans`` (sentences), pooled from the same pass.
+        theme probabilities of its character ``spans`` (sentences), pooled from the same pass;
+        NaN for a span with no tokens of its own (see :meth:`_token_spans`).
         """
         n = len(texts)
         n_themes = len(self.theme_ids)
         theme_p = np.zeros((n, n_themes), dtype=np.float32)
         sent_p = np.zeros((n, len(self.sentiments)), dtype=np.float32)
-        span_p = [np.zeros((0, n_themes), np.float32) for _ in range(n)]
+        # NaN until scored: spans of passes with no token spans at all stay so.
+        span_p = [
+            np.full((len(spans[i]) if spans else 0, n_themes), np.nan, np.float32) for i in range(n)
+        ]
         if not n:
             return theme_p, sent_p, span_p
         # Tokenize once; batches of similar length are then only padded (less padding, no
@@ -343,16 +356,19 @@ class Predictor:
         span_p: list[np.ndarray],
     ) -> None:
         """Theme probabilities of each text's token spans in one pass's ``hidden`` states
-        (rows x tokens x hidden), written to ``span_p``. All spans of the pass are pooled at
-        once from prefix sums and scored by one theme-head call, not one per text (no speed
-        difference measured offline: bench/RESULTS.md)."""
+        (rows x tokens x hidden), written to ``span_p`` (one row per span; NaN for empty
+        spans). All spans of the pass are pooled at once from prefix sums and scored by one
+        theme-head call, not one per text (no speed difference measured offline:
+        bench/RESULTS.md)."""
         rows, starts, ends, owners = [], [], [], []
         for (row, at), i in zip(places, idx, strict=True):
-            for a, b in token_spans[i]:
+            kept = [k for k, (a, b) in enumerate(token_spans[i]) if b > a]
+            for k in kept:
+                a, b = token_spans[i][k]
                 rows.append(row)
                 starts.append(at + a)
                 ends.append(at + b)
-            owners.append((i, len(token_spans[i])))
+            owners.append((i, kept))
         if not rows:
             return
         hidden = hidden.float()
@@ -364,10 +380,10 @@ class Predictor:
         ).to(sums.dtype)
         probs = torch.sigmoid(self.bundle.model.theme_head(pooled)).float().cpu().numpy()
         at = 0
-        for i, n in owners:
-            if n:
-                span_p[i] = probs[at : at + n]
-                at += n
+        for i, kept in owners:
+            span_p[i] = np.full((len(token_spans[i]), probs.shape[1]), np.nan, np.float32)
+            span_p[i][kept] = probs[at : at + len(kept)]
+            at += len(kept)
 
     def _passes(self, ids: list[list[int]], masks: list[list[int]], lengths: list[int]):
         """The forward passes over tokenized texts: for each, the indices of its texts (in
@@ -432,14 +448,15 @@ class Predictor:
     def _token_spans(
         self, offsets: list[tuple[int, int]], char_spans: list[tuple[int, int]]
     ) -> list[tuple[int, int]]:
-        """Token index ranges covering each character span of the (unprefixed) text."""
+        """Token index ranges covering each character span of the (unprefixed) text; ``(0,
+        0)`` for a span with no tokens of its own (a line of zero-width characters, or one cut
+        off by truncation): it has nothing to be scored on, and is no evidence."""
         shift = len(self.prefix)
         result = []
         for a, b in char_spans:
             a, b = a + shift, b + shift
             hits = [k for k, (s, e) in enumerate(offsets) if e > s and e > a and s < b]
-            # A span cut off by truncation falls back to the whole sequence.
-            result.append((hits[0], hits[-1] + 1) if hits else (0, len(offsets)))
+            result.append((hits[0], hits[-1] + 1) if hits else (0, 0))
         return result
 
     @staticmethod
@@ -459,13 +476,30 @@ class Predictor:
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> list[Prediction]:
-        """Score ``texts``; ``langs`` optionally gives each text's language (else detected).
-        A text that is empty or only whitespace raises :class:`EmptyTextError`."""
+        """Score ``texts``; ``langs`` optionally gives each text's language (else detected,
+        and None where too unsure). A text that is empty or only whitespace raises
+        :class:`EmptyTextError`, one with a lone surrogate :class:`InvalidUnicodeError`."""
+        return self._predict(texts, langs, evidence=self.evidence, detect=True)
+
+    def _predict(
+        self,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None,
+        evidence: bool,
+        detect: bool,
+    ) -> list[Prediction]:
+        """:meth:`predict`, with or without ``evidence`` and language detection (``detect``:
+        else a text without a language gets none, and is not flagged for it)."""
         if langs is not None and len(langs) != len(texts):
             raise ValueError("langs must be as long as texts")
         for i, text in enumerate(texts):
             if not text.strip():
                 raise EmptyTextError(f"text {i} is empty or only whitespace; nothing to classify")
+            if not _is_unicode(text):
+                raise InvalidUnicodeError(
+                    f"text {i} holds a lone surrogate (a \\ud800-\\udfff code point without "
+                    "its pair), which is not valid Unicode"
+                )
         units: list[_Unit] = []
         unit_sentences: list[list[str]] = []
         unit_spans: list[list[tuple[int, int]]] = []
@@ -478,21 +512,25 @@ class Predictor:
         for i, text in enumerate(texts):
             sentences = sentences_of[i]
             counts = [next(sentence_ids) for _ in sentences]
-            groups: list[range] = []
+            groups: list[range | None] = []
             windows = self._windows(text, sentences, groups, counts)
             for (window, n_tokens), group in zip(windows, groups, strict=True):
                 units.append(_Unit(i, window, n_tokens))
                 # Evidence comes from the same forward pass: each sentence's tokens are
                 # pooled and scored by the theme head (no second pass per sentence). Only the
-                # window's own sentences are looked for in it (not all: long texts).
+                # window's own sentences are looked for in it (not all: long texts). A piece
+                # of a sentence longer than a window is a candidate of its own: a piece of
+                # the text, and short.
                 found, spans = [], []
-                if self.evidence and len(sentences) > 1:
+                if evidence and group is None:
+                    found, spans = [window], [(0, len(window))]
+                elif evidence and len(sentences) > 1:
                     found, spans = self._char_spans(window, [sentences[s] for s in group])
                 unit_sentences.append(found)
                 unit_spans.append(spans)
 
         theme_p, sent_p, span_p = self._run(
-            [u.text for u in units], unit_spans if self.evidence else None
+            [u.text for u in units], unit_spans if evidence else None
         )
 
         n_themes, n_sent = len(self.theme_ids), len(self.sentiments)
@@ -508,6 +546,8 @@ class Predictor:
             weights[u.text_index] += u.weight
             best = best_sentence[u.text_index]
             for sentence, p in zip(found, probs, strict=True):
+                if np.isnan(p).any():  # no tokens of its own: nothing shows it carries a theme
+                    continue
                 for k in range(n_themes):
                     if k not in best or p[k] > best[k][0]:
                         best[k] = (float(p[k]), sentence)
@@ -521,21 +561,22 @@ class Predictor:
             if np.any(np.abs(scores - self.thresholds) < self.review_margin):
                 reasons.append("score_near_threshold")
             lang = normalise_language(langs[i]) if langs is not None else None
-            if lang is None:
-                detected, prob = detect_language(text)
-                lang = detected
-                known = prob < _LANG_CONFIDENCE or detected in self.languages
-            else:
+            if lang is not None:
                 known = lang in self.languages
+            elif detect:
+                lang = self._detected_language(text)
+                known = lang is None or lang in self.languages  # unsure: not flagged
+            else:
+                known = True
             if self.languages and not known:
                 reasons.append("language_not_evaluated")
-            evidence = {}
-            if self.evidence:
+            theme_evidence = {}
+            if evidence:
                 for k in chosen:
                     if k in best_sentence[i]:
-                        evidence[self.theme_ids[k]] = best_sentence[i][k][1]
-                    else:
-                        evidence[self.theme_ids[k]] = sentences_of[i][0]
+                        theme_evidence[self.theme_ids[k]] = best_sentence[i][k][1]
+                    else:  # no candidate scored: a text of one sentence that fits a window
+                        theme_evidence[self.theme_ids[k]] = sentences_of[i][0]
             results.append(
                 Prediction(
                     themes=[self.theme_ids[k] for k in chosen],
@@ -543,13 +584,23 @@ class Predictor:
                     sentiment=self.sentiments[int(np.argmax(sent))],
                     sentiment_scores={s: _round(sent[k]) for k, s in enumerate(self.sentiments)},
                     needs_review=bool(reasons),
-                    evidence=evidence,
+                    evidence=theme_evidence,
                     model_version=self.model_version,
                     lang=lang,
                     review_reasons=reasons,
                 )
             )
         return results
+
+    @staticmethod
+    def _detected_language(text: str) -> str | None:
+        """The language detected in ``text``; None when the identifier is unsure (below
+        ``_LANG_CONFIDENCE``: reporting its guess would file "ok" under Serbian in the
+        metrics by language) or finds no language in it (emoji, numbers)."""
+        detected, prob = detect_language(text)
+        if prob < _LANG_CONFIDENCE or detected == UNDETERMINED:
+            return None
+        return detected
 
     def smoke_test(self) -> None:
         """Score a Chinese and an English text through the whole path (which also warms it
@@ -564,11 +615,7 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw text-level theme and sentiment probabilities (windows combined), for evaluation."""
-        saved, self.evidence = self.evidence, False
-        try:
-            preds = self.predict(texts, langs=["und"] * len(texts))
-        finally:
-            self.evidence = saved
+        preds = self._predict(texts, None, evidence=False, detect=False)
         theme = np.array([[p.scores[t] for t in self.theme_ids] for p in preds], dtype=np.float32)
         sent = np.array(
             [[p.sentiment_scores[s] for s in self.sentiments] for p in preds], dtype=np.float32
@@ -600,6 +647,15 @@ def predictor_options(settings, batch_size: int | None = None, api: bool = False
         "evidence": settings.evidence,
         "pack_tokens": settings.pack_tokens,
     }
+
+
+def _is_unicode(text: str) -> bool:
+    """False if ``text`` holds a lone surrogate, which no Unicode encoding can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _round(x: float) -> float:

@@ -68,8 +68,9 @@ class Settings(BaseSettings):
         ge=0,
         le=512,
         description="Short texts share rows of this many tokens, each text masked off from the "
-        "others and with its own positions, so its scores are as if it ran alone (torch "
-        "backends, BERT encoders). Less padding and fewer passes; 0: one text per row.",
+        "others and with its own positions (torch backends, BERT encoders): exactly as if it "
+        "ran alone in fp32; in bf16 rounding still follows the pass's width (scores within "
+        "~0.03). Less padding and fewer passes; 0: one text per row.",
     )
     max_length: int = Field(256, ge=16, le=512, description="Tokens per window, specials included.")
     review_margin: float = Field(

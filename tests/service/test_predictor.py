@@ -10,6 +10,7 @@ import torch
 from service.predictor import (
     PAD_TO_MULTIPLE_OF,
     PASS_OVERHEAD_TOKENS,
+    InvalidUnicodeError,
     Predictor,
     can_pack,
     pack_rows,
@@ -314,3 +315,113 @@ def test_concurrent_predictions_match_serial_ones(predictor):
     for run in runs:
         for got, want in zip(run, serial, strict=True):
             assert got.scores == pytest.approx(want, abs=1e-4)
+
+
+# -- language --------------------------------------------------------------------------------
+def test_an_unsure_language_is_reported_as_none_and_not_flagged(predictor, monkeypatch):
+    """py3langid guesses on short texts ("ok" is Serbian at 2%): below the confidence the
+    predictor trusts, or with no language found (``und``), it reports no language rather
+    than the guess, which the API and the store would keep and group metrics by."""
+    guesses = {"ok": ("sr", 0.02), "😡😡😡": ("und", 0.9), "dobro": ("sr", 0.95)}
+    monkeypatch.setattr("service.predictor.detect_language", lambda text: guesses[text])
+    unsure, nothing, sure = predictor.predict(list(guesses))
+    assert unsure.lang is None and "language_not_evaluated" not in unsure.review_reasons
+    assert nothing.lang is None and "language_not_evaluated" not in nothing.review_reasons
+    assert sure.lang == "sr" and "language_not_evaluated" in sure.review_reasons
+    assert predictor.predict(["ok"])[0].as_row()["lang"] is None
+
+
+def test_given_codes_are_normalised_and_und_means_detect(predictor, monkeypatch):
+    monkeypatch.setattr("service.predictor.detect_language", lambda text: ("en", 0.99))
+    assert "en" in predictor.languages
+    eng, und, given = predictor.predict(["ok", "ok", "ok"], langs=["eng", "und", "en-US"])
+    for p in (eng, und, given):
+        assert p.lang == "en" and "language_not_evaluated" not in p.review_reasons
+
+
+def test_predict_proba_does_not_detect_languages(predictor, monkeypatch):
+    def detect(text):
+        raise AssertionError("evaluation needs no language")
+
+    monkeypatch.setattr("service.predictor.detect_language", detect)
+    themes, sentiments = predictor.predict_proba(["The app is slow.", "快递太慢了"])
+    assert themes.shape == (2, len(predictor.theme_ids)) and sentiments.shape == (2, 3)
+
+
+# -- invalid texts ---------------------------------------------------------------------------
+@pytest.mark.parametrize("at", [0, 1, 2])
+def test_a_lone_surrogate_is_refused_with_its_position(predictor, at):
+    """One text that is not Unicode would fail the tokenizer, and so its whole batch, with
+    an opaque TypeError; like a blank text it is refused first, naming the text."""
+    texts = ["The chatbot kept looping.", "I just wanted a human."]
+    texts.insert(at, "refund \ud800 please")
+    with pytest.raises(InvalidUnicodeError, match=rf"text {at} holds a lone surrogate"):
+        predictor.predict(texts)
+    assert issubclass(InvalidUnicodeError, ValueError)
+    # A proper pair (an emoji written as two JSON escapes) is fine.
+    assert len(predictor.predict(["refund \U0001f600 please"])) == 1
+
+
+# -- evidence --------------------------------------------------------------------------------
+@pytest.fixture
+def every_theme(predictor):
+    """All themes assigned (thresholds 0), so every theme has evidence."""
+    saved = predictor.thresholds
+    predictor.thresholds = np.zeros(len(predictor.theme_ids))
+    yield predictor
+    predictor.thresholds = saved
+
+
+def test_a_sentence_longer_than_a_window_gives_its_pieces_as_evidence(every_theme):
+    """A text of one sentence past the window is cut by tokens; each piece is scored as
+    evidence, so a theme's evidence is a short piece of the text, not the whole text."""
+    text = "the delivery was late again and nobody answered my emails " * 40
+    [pred] = every_theme.predict([text])
+    assert len(every_theme._windows(text, [text.strip()])) > 5
+    assert set(pred.evidence) == set(every_theme.theme_ids)
+    for sentence in pred.evidence.values():
+        assert sentence in text
+        assert len(sentence) < len(text) / 4
+        assert len(every_theme._tokenize([sentence], add_special_tokens=False)["input_ids"][0]) <= (
+            every_theme.max_length
+        )
+
+
+def test_pieces_of_a_long_sentence_compete_with_the_other_sentences(every_theme):
+    """Each piece is a candidate: the evidence is the best-scoring of "Hello there." and
+    the pieces, theme by theme (before, the pieces were never scored)."""
+    long = "the chatbot kept looping and would not transfer me to a human agent " * 8
+    text = "Hello there. " + long
+    [pred] = every_theme.predict([text])
+    sentences = ["Hello there.", long.strip()]
+    groups = []
+    windows = every_theme._windows(text, sentences, groups)
+    assert groups[0] == range(0, 1) and all(g is None for g in groups[1:])
+    pieces = [w for w, _ in windows[1:]]
+    _, _, span_p = every_theme._run(
+        [w for w, _ in windows], [[(0, len("Hello there."))]] + [[(0, len(p))] for p in pieces]
+    )
+    candidates = ["Hello there.", *pieces]
+    scores = np.concatenate(span_p)  # one row per candidate
+    for k, theme in enumerate(every_theme.theme_ids):
+        assert pred.evidence[theme] == candidates[int(np.argmax(scores[:, k]))]
+
+
+def test_a_span_without_tokens_is_not_scored_and_never_evidence(every_theme, monkeypatch):
+    """A "sentence" with no tokens of its own (a line of zero-width spaces) used to get the
+    whole window's tokens, and so the whole text's score: it could win and be returned as
+    invisible evidence. Now it gets no score and is no candidate."""
+    text = "Delivery took three weeks.\n\u200b\u200b\nThe agent was rude."
+    parts = ["Delivery took three weeks.", "\u200b\u200b", "The agent was rude."]
+    spans = [(text.index(p), text.index(p) + len(p)) for p in parts]
+    offsets = every_theme._tokenizer(every_theme.prefix + text, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    assert every_theme._token_spans(offsets, spans)[1] == (0, 0)
+    _, _, [span_p] = every_theme._run([text], [spans])
+    assert np.isnan(span_p[1]).all() and np.isfinite(span_p[[0, 2]]).all()
+
+    monkeypatch.setattr("service.predictor.split_sentences", lambda t: parts)
+    [pred] = every_theme.predict([text])
+    assert set(pred.evidence) == set(every_theme.theme_ids)
+    assert set(pred.evidence.values()) <= {parts[0], parts[2]}
