@@ -9,6 +9,13 @@ from pathlib import Path
 
 import yaml
 
+# Longest ids and version the metrics store's columns hold (service/store/tables.py sizes its
+# columns from these). PostgreSQL refuses a longer value on every write, so a taxonomy that
+# holds one is refused here, when it is loaded, instead.
+THEME_ID_MAX_LENGTH = 64
+SENTIMENT_ID_MAX_LENGTH = 32
+VERSION_MAX_LENGTH = 32
+
 
 @dataclass(frozen=True)
 class Theme:
@@ -40,7 +47,8 @@ class Taxonomy:
 
 
 def parse_taxonomy(data: dict) -> Taxonomy:
-    """Build a :class:`Taxonomy` from the parsed YAML, checking ids are unique."""
+    """Build a :class:`Taxonomy` from the parsed YAML, checking ids are unique and that the
+    version and ids fit the metrics store's columns."""
     themes = tuple(
         Theme(
             id=t["id"],
@@ -54,7 +62,22 @@ def parse_taxonomy(data: dict) -> Taxonomy:
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate theme ids in taxonomy: {ids}")
     sentiments = tuple(s["id"] for s in data["sentiments"])
-    return Taxonomy(version=str(data["version"]), themes=themes, sentiments=sentiments)
+    version = str(data["version"])
+    _check_length("version", version, VERSION_MAX_LENGTH)
+    for theme_id in ids:
+        _check_length("theme id", str(theme_id), THEME_ID_MAX_LENGTH)
+    for sentiment in sentiments:
+        _check_length("sentiment id", str(sentiment), SENTIMENT_ID_MAX_LENGTH)
+    return Taxonomy(version=version, themes=themes, sentiments=sentiments)
+
+
+def _check_length(field: str, value: str, limit: int) -> None:
+    """A ValueError naming ``field`` when ``value`` is longer than the store can keep."""
+    if len(value) > limit:
+        raise ValueError(
+            f"taxonomy {field} {value[:limit]!r}... is {len(value)} characters long; "
+            f"the metrics store keeps at most {limit}"
+        )
 
 
 def taxonomy_text(path: str | Path | None = None) -> str:

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -35,7 +35,7 @@ from service.bundle import bundle_taxonomy, resolve_model_path
 from service.core.config import Settings, get_settings
 from service.fresh_thread import run_on_fresh_thread
 from service.predictor import Predictor, apply_torch_threads, predictor_options
-from service.store import Store
+from service.store import Store, StoreValueError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,24 @@ def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         status_code=503,
         content={"detail": {"message": "the metrics store is unavailable"}},
         headers={"Retry-After": "5"},
+    )
+
+
+def _store_refused(request: Request, exc: StoreValueError | DataError) -> JSONResponse:
+    """500 without Retry-After: the store refused a value (too long for its column...), so the
+    same request would fail again; a 503 would have clients retry it forever."""
+    log.error(
+        "metrics store refused a value",
+        extra={"route": request.url.path, "error": type(exc.__cause__ or exc).__name__},
+    )
+    return JSONResponse(
+        status_code=500,
+        content={
+            "detail": {
+                "message": "the metrics store refused a value (too long for its column, or out "
+                "of range); retrying will not help"
+            }
+        },
     )
 
 
@@ -171,6 +189,9 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
+    # The most specific handler wins: DataError is a SQLAlchemyError, but not an outage.
+    app.add_exception_handler(DataError, _store_refused)
+    app.add_exception_handler(StoreValueError, _store_refused)
     app.add_exception_handler(Exception, _unexpected_error)
     # Routes are matched in this order; the hot path, POST /v1/classify, comes first.
     for router in (classify, health, themes, model, metrics, feedback, review, admin, dashboard):

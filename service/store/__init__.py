@@ -5,16 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, make_url, text
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from alembic.util import CommandError
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DataError, SQLAlchemyError
 
 from service.store import metrics, records, review
-from service.store.engine import create_store_engine, migrate
+from service.store.engine import create_store_engine, migrate, schema_problem
 from service.store.records import RecordInput
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened (at start-up; later failures are SQLAlchemy's own)."""
+
+
+class StoreValueError(ValueError):
+    """The store refused a value it was given (PostgreSQL: too long for its column, out of
+    range). Unlike SQLAlchemy's errors, which callers take to mean "unavailable, retry", the
+    same write fails again: callers must not retry it."""
 
 
 def _safe_url(url: str) -> str:
@@ -39,23 +46,31 @@ class Store:
             engine = create_store_engine(url)
             if auto_migrate:
                 migrate(engine)
-        except (SQLAlchemyError, ImportError) as exc:  # a bad URL, no server, no driver
+        # A bad URL, no server, no driver; CommandError: Alembic cannot migrate the schema.
+        except (SQLAlchemyError, ImportError, CommandError) as exc:
             raise StoreError(
                 f"the metrics store {_safe_url(url)} cannot be opened: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}"
             ) from exc
         return cls(engine, store_text)
 
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+    def schema_problem(self) -> str | None:
+        """Why the schema does not suit this code (missing, or behind its migrations), or None;
+        raises if the database cannot be reached."""
+        return schema_problem(self.engine)
 
     def record(
         self, items: list[RecordInput], taxonomy_version: str, thresholds: dict | None = None
     ) -> int:
-        """Store predictions, idempotently by id (``thresholds`` rank the review queue)."""
-        return records.record(self.engine, items, taxonomy_version, self.store_text, thresholds)
+        """Store predictions, idempotently by id (``thresholds`` rank the review queue);
+        raises :class:`StoreValueError` when the database refuses one of their values."""
+        try:
+            return records.record(self.engine, items, taxonomy_version, self.store_text, thresholds)
+        except DataError as exc:
+            # The database's first line names the limit ("value too long for type character
+            # varying(32)"); its DETAIL lines, which may quote the value, are left out.
+            reason = (str(exc.orig).splitlines() or [type(exc.orig).__name__])[0]
+            raise StoreValueError(f"the metrics store refused a value: {reason}") from exc
 
     def review_queue(self, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
         """Items flagged for review, most uncertain first: (total, rows)."""
@@ -89,4 +104,4 @@ class Store:
         self.engine.dispose()
 
 
-__all__ = ["RecordInput", "Store", "StoreError"]
+__all__ = ["RecordInput", "Store", "StoreError", "StoreValueError"]

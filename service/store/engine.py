@@ -7,11 +7,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -38,6 +39,7 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    postgresql = parsed.get_backend_name() == "postgresql"
     # pool_pre_ping: a restarted PostgreSQL costs one failed request, not a restart of the API.
     return create_engine(
         url,
@@ -45,7 +47,14 @@ def create_store_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=10,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
+        # connect_args win over the URL's query: the default only where the URL sets none.
+        connect_args=(
+            {"connect_timeout": 5} if postgresql and "connect_timeout" not in parsed.query else {}
+        ),
+        # Writers lock an item's id and then read its stored rows (records.replace), which is
+        # right under READ COMMITTED only; a database or role defaulting to REPEATABLE READ
+        # or SERIALIZABLE would fail them with serialization errors.
+        **({"isolation_level": "READ COMMITTED"} if postgresql else {}),
     )
 
 
@@ -107,8 +116,25 @@ def alembic_config() -> Config:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision``. Safe to call from several replicas at once."""
-    _run_alembic(engine, command.upgrade, revision)
+    """Bring the schema up to ``revision``. Safe to call from several replicas at once.
+
+    A database already at a revision this code does not know (a newer replica migrated it
+    during a rolling upgrade) is left as it is, with a warning: migrations are additive, so
+    this code still runs on the newer schema, and Alembic could not upgrade from there anyway.
+    """
+    config = alembic_config()
+    with engine.connect() as connection, migration_transaction(connection):
+        unknown = _unknown_revisions(_database_revisions(connection))
+        if unknown:
+            log.warning(
+                "the metrics store's schema is at revision %s, newer than this code knows "
+                "(head %s): not migrating",
+                ", ".join(unknown),
+                head_revision(),
+            )
+            return
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -169,6 +195,44 @@ def _check_foreign_keys(connection: Connection) -> None:
         raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
 
 
+def schema_problem(engine: Engine) -> str | None:
+    """Why the schema does not suit this code, or None when it does: no schema at all, or one
+    behind this code's head. A revision newer than this code knows suits it (migrations are
+    additive; see :func:`migrate`)."""
+    with engine.connect() as connection:
+        revisions = _database_revisions(connection)
+    if not revisions:
+        return "schema missing: no migrations applied"
+    if _unknown_revisions(revisions) or revisions == (head_revision(),):
+        return None
+    return f"schema behind: at revision {', '.join(revisions)}, this code needs {head_revision()}"
+
+
+def _database_revisions(connection: Connection) -> tuple[str, ...]:
+    """The revisions in ``alembic_version`` (normally one), sorted; empty for no schema.
+
+    Read directly: Alembic's MigrationContext logs two INFO lines each time, on every probe.
+    """
+    if not inspect(connection).has_table("alembic_version"):
+        return ()
+    rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    return tuple(sorted(rows.scalars()))
+
+
+def _unknown_revisions(revisions: tuple[str, ...]) -> list[str]:
+    """Those of ``revisions`` that no migration of this code defines."""
+    return [r for r in revisions if r not in _known_revisions()]
+
+
+@lru_cache(maxsize=1)
+def _known_revisions() -> frozenset[str]:
+    """Every revision id this code's migrations define (read once: /readyz asks often)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema's Alembic revision, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
@@ -177,8 +241,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
-    """The newest migration's revision id."""
+    """The newest migration's revision id (read once: /readyz asks often)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -343,7 +343,9 @@ def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: 
         select(f.id, f.created_at, f.channel, f.sentiment, f.text, t.evidence, t.score)
         .select_from(feedback_themes.join(feedback, f.id == t.feedback_id))
         .where(t.theme == theme, t.created_at >= since, t.created_at < until, f.text.is_not(None))
-        .order_by(t.score.desc(), t.created_at.desc())
+        # The item id last: ties in score and time come in one order on every backend and
+        # every call, so a limit cuts the same list.
+        .order_by(t.score.desc(), t.created_at.desc(), t.feedback_id)
         .limit(limit)
     )
     with engine.connect() as connection:

@@ -307,11 +307,21 @@ def erase(engine: Engine, item_id: str) -> bool:
 
 def rebuild_rollup(engine: Engine) -> None:
     """Recompute ``daily_counts`` from the item and theme tables (a repair tool; normally the
-    rollup is kept in step by every write)."""
+    rollup is kept in step by every write). Writers wait while it runs."""
     day_f = func.date(feedback.c.created_at)
     day_t = func.date(feedback_themes.c.created_at)
     review = case((feedback.c.needs_review, 1), else_=0)
     with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # Writers wait until the rebuild commits (readers do not): otherwise its DELETE and
+            # their rollup upserts lock the same rows in opposite orders and deadlock, and a
+            # writer's change could be counted twice or not at all. Taken in the order every
+            # writer takes these tables (records.replace, erase: themes, items, rollup), so a
+            # writer already holding one can finish. SQLite: the write transaction (BEGIN
+            # IMMEDIATE) already holds the whole database.
+            connection.execute(
+                text("LOCK TABLE feedback_themes, feedback, daily_counts IN EXCLUSIVE MODE")
+            )
         connection.execute(delete(daily_counts))
         for dim in DIMENSIONS:
             value_f = literal(NONE) if dim == "all" else func.coalesce(feedback.c[dim], NONE)

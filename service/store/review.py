@@ -13,7 +13,10 @@ def review_queue(engine: Engine, limit: int, offset: int) -> tuple[int, list[dic
     flagged = f.needs_review.is_(True)
     # Smallest margin first: a label near a threshold teaches the model most. Items flagged
     # only for their language (no margin near a threshold) follow, newest first.
-    order = [f.review_margin.is_(None), f.review_margin, f.created_at.desc(), f.id]
+    # Ties go by id in code-point order: PostgreSQL would follow the database's collation
+    # (linguistic under en_US and ICU), SQLite compares bytes; "C" makes them page alike.
+    by_id = f.id.collate("C") if engine.dialect.name == "postgresql" else f.id
+    order = [f.review_margin.is_(None), f.review_margin, f.created_at.desc(), by_id]
     query = select(feedback).where(flagged).order_by(*order).limit(limit).offset(offset)
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).where(flagged)).scalar_one()

@@ -26,11 +26,17 @@ from sqlalchemy import (
     Text,
 )
 
+from service.taxonomy import SENTIMENT_ID_MAX_LENGTH, THEME_ID_MAX_LENGTH, VERSION_MAX_LENGTH
+
 metadata = MetaData()
 
 ID_LENGTH = 255
 GROUP_KEY_LENGTH = 200
 LANG_LENGTH = 32
+# The taxonomy's own limits: a taxonomy that loads fits these columns (PostgreSQL enforces them).
+THEME_LENGTH = THEME_ID_MAX_LENGTH
+SENTIMENT_LENGTH = SENTIMENT_ID_MAX_LENGTH
+TAXONOMY_VERSION_LENGTH = VERSION_MAX_LENGTH
 
 feedback = Table(
     "feedback",
@@ -41,7 +47,7 @@ feedback = Table(
     Column("channel", String(GROUP_KEY_LENGTH)),
     Column("segment", String(GROUP_KEY_LENGTH)),
     Column("lang", String(LANG_LENGTH)),
-    Column("sentiment", String(32), nullable=False),
+    Column("sentiment", String(SENTIMENT_LENGTH), nullable=False),
     Column("sentiment_scores", JSON, nullable=False),
     Column("scores", JSON, nullable=False, comment="Every theme's probability."),
     Column("needs_review", Boolean, nullable=False),
@@ -52,7 +58,7 @@ feedback = Table(
         comment="Smallest distance of a theme score to its threshold: low = uncertain.",
     ),
     Column("model_version", String(200), nullable=False),
-    Column("taxonomy_version", String(32), nullable=False),
+    Column("taxonomy_version", String(TAXONOMY_VERSION_LENGTH), nullable=False),
     Column("meta", JSON, nullable=False, comment="The caller's metadata, PII masked."),
     Column("text", Text, comment="Masked text; only when store_text is on."),
     Index("ix_feedback_created_at", "created_at"),
@@ -71,7 +77,7 @@ feedback_themes = Table(
         ForeignKey("feedback.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("theme", String(64), primary_key=True),
+    Column("theme", String(THEME_LENGTH), primary_key=True),
     Column("score", Float, nullable=False),
     Column("evidence", Text, comment="Masked evidence sentence; only when store_text is on."),
     # Copies of the item's fields, so aggregations need no join.
@@ -79,7 +85,7 @@ feedback_themes = Table(
     Column("channel", String(GROUP_KEY_LENGTH)),
     Column("segment", String(GROUP_KEY_LENGTH)),
     Column("lang", String(LANG_LENGTH)),
-    Column("sentiment", String(32), nullable=False),
+    Column("sentiment", String(SENTIMENT_LENGTH), nullable=False),
     Index("ix_feedback_themes_created_at_theme", "created_at", "theme"),
     Index("ix_feedback_themes_channel_created_at", "channel", "created_at"),
     Index("ix_feedback_themes_segment_created_at", "segment", "created_at"),
@@ -98,8 +104,10 @@ daily_counts = Table(
     Column("day", Date, primary_key=True, comment="UTC day of created_at."),
     Column("dim", String(16), primary_key=True, comment="all, channel, segment or lang."),
     Column("value", String(GROUP_KEY_LENGTH), primary_key=True, comment="'' when not set."),
-    Column("theme", String(64), primary_key=True, comment="'' counts items, else mentions."),
-    Column("sentiment", String(32), primary_key=True),
+    Column(
+        "theme", String(THEME_LENGTH), primary_key=True, comment="'' counts items, else mentions."
+    ),
+    Column("sentiment", String(SENTIMENT_LENGTH), primary_key=True),
     Column("n", Integer, nullable=False),
     Column("n_review", Integer, nullable=False, comment="Of those, flagged for review."),
     Index("ix_daily_counts_dim_day", "dim", "day"),

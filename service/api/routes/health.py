@@ -20,10 +20,13 @@ def healthz(model: ModelDep) -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(model: ModelDep, store: StoreDep, response: Response) -> Readiness:
-    """Ready when the model is loaded and the store answers; 503 otherwise."""
+    """Ready when the model is loaded and the store answers with a schema this code can use
+    (migrated to its head, or newer during a rolling upgrade); 503 otherwise, ``store`` saying
+    why."""
     try:
-        await run_in_threadpool(store.ping)
-        store_state = "ok"
+        # A store that answers but was never migrated (auto-migrate off, `db upgrade` not run
+        # yet), or is behind, would fail every metrics request: not ready.
+        store_state = await run_in_threadpool(store.schema_problem) or "ok"
     except Exception as exc:  # any failure to reach the store means not ready
         store_state = f"unreachable: {type(exc).__name__}"
     ready = store_state == "ok" and model.batcher.running

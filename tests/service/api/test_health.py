@@ -1,6 +1,11 @@
-"""Readiness, the Prometheus endpoint, the taxonomy, the model card, and a store outage."""
+"""Readiness (store reachable and migrated), the Prometheus endpoint, the taxonomy, the model
+card, a store outage, and values the store refuses."""
 
 from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from service.store import Store
 
@@ -82,3 +87,58 @@ def test_prometheus_method_label_is_bounded(make_client):
     text = client.get("/metrics").text
     assert 'method="X' not in text
     assert 'cxthemes_http_requests_total{method="other",route="unmatched",status="404"} 5.0' in text
+
+
+def test_readyz_is_not_ready_until_the_schema_is_migrated(make_client, tmp_path):
+    from service.store.engine import create_store_engine, head_revision, migrate
+
+    url = f"sqlite:///{tmp_path / 'unmigrated.db'}"
+    client = make_client(database_url=url, auto_migrate=False)
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "not_ready"
+    assert r.json()["store"] == "schema missing: no migrations applied"
+    engine = create_store_engine(url)
+    migrate(engine, "0001")
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert (
+        r.json()["store"] == f"schema behind: at revision 0001, this code needs {head_revision()}"
+    )
+    migrate(engine)
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "model_version": "tiny-test",
+        "store": "ok",
+    }
+    # A revision only newer code knows (a rolling upgrade's other replicas): still ready.
+    with engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999_from_newer_code'"))
+    assert client.get("/readyz").status_code == 200
+    engine.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_value_the_store_refuses_is_a_500_not_a_retryable_503(
+    make_client, store_url, monkeypatch
+):
+    client = make_client(database_url=store_url)
+    # A taxonomy version longer than its column: PostgreSQL refuses it on every write.
+    holder = client.app.state.model
+    monkeypatch.setattr(holder, "recording_context", lambda _version: ("v" * 33, {}))
+    body = {"record": True, "items": [{"id": "a", "text": "The refund took weeks."}]}
+    r = client.post("/v1/classify", json=body)
+    assert r.status_code == 500 and "retry-after" not in r.headers
+    assert "refused a value" in r.json()["detail"]["message"]
+
+
+def test_a_data_error_on_a_read_is_a_500_not_a_retryable_503(make_client, monkeypatch):
+    client = make_client()
+
+    def refuse(*_args, **_kwargs):
+        raise DataError("SELECT ...", {}, Exception("value out of range"))
+
+    monkeypatch.setattr(client.app.state.store, "review_queue", refuse)
+    r = client.get("/v1/review")
+    assert r.status_code == 500 and "retry-after" not in r.headers
+    assert "refused a value" in r.json()["detail"]["message"]
