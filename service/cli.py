@@ -271,6 +271,11 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     if args.engine == "ray":
         from service.batch.ray_engine import score_with_ray
 
+        if args.report:
+            # The report's statistics are gathered by the local engine's assembly pass,
+            # which the Ray engine does not have.
+            raise CLIError("--report is not supported with --engine ray; use --engine local")
+        # Bad input, a missing Ray and a failed Ray job come back as InputError (one line).
         rows = score_with_ray(
             model_path,
             source,

@@ -221,10 +221,14 @@ class Reader:
             raise self._decode_error(exc) from None
         if not header:
             raise InputError(f"{self.path}: the file is empty (no header row)")
+        self._check_duplicates(header)
+        return header
+
+    def _check_duplicates(self, header: list[str]) -> None:
+        """Rows become dicts by column name: a repeated name would keep only its last cell."""
         duplicates = sorted({c for c in header if header.count(c) > 1})
         if duplicates:
             raise InputError(f"{self.path}: duplicate column names in the header: {duplicates}")
-        return header
 
     def _csv_records(self) -> Iterator[Record]:
         number = 0
@@ -354,7 +358,9 @@ class Reader:
             workbook.close()
         if not header or all(h is None for h in header):
             raise InputError(f"{self.path}: the first sheet has no header row")
-        return [str(h) if h is not None else f"column_{k + 1}" for k, h in enumerate(header)]
+        names = [str(h) if h is not None else f"column_{k + 1}" for k, h in enumerate(header)]
+        self._check_duplicates(names)
+        return names
 
     def _xlsx_records(self) -> Iterator[Record]:
         workbook, sheet = self._xlsx_sheet()

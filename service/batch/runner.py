@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -29,10 +30,16 @@ from tqdm import tqdm
 from service.batch.cache import PredictionCache, text_key
 from service.batch.readers import InputError, Reader, Record
 from service.batch.report import ReportStats
-from service.batch.writers import OutputWriter, PredictionColumns, output_format
+from service.batch.writers import (
+    XLSX_MAX_CELL,
+    OutputWriter,
+    PredictionColumns,
+    output_format,
+    xlsx_too_long,
+)
 from service.store.tables import ID_LENGTH
 
-WORK_FORMAT = 1
+WORK_FORMAT = 2  # 2: the identity holds the bundle's fingerprint and the predictor's settings
 
 
 @dataclass
@@ -105,6 +112,39 @@ def _fingerprint(path: Path) -> dict:
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "sha256_ends": digest.hexdigest(),
+    }
+
+
+def _bundle_fingerprint(bundle) -> dict:
+    """The bundle as loaded: its ``bundle.json`` text plus the size and mtime of every other
+    file in it (weights, ONNX graphs, tokenizer), so a changed model is noticed without
+    reading hundreds of megabytes per run."""
+    from service.bundle import META_FILE  # here: service.bundle imports torch
+
+    root = Path(bundle.path)
+    meta = root / META_FILE
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path != meta:
+            stat = path.stat()
+            files[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return {
+        "path": str(root.resolve()),
+        "meta_sha256": hashlib.sha256(meta.read_bytes()).hexdigest() if meta.is_file() else None,
+        "files": files,
+        "backend": getattr(bundle, "backend_detail", getattr(bundle, "backend", None)),
+    }
+
+
+def _predictor_settings(predictor) -> dict:
+    """The predictor's settings that change its predictions (see ``predictor_options``);
+    the batch size and threads change only the speed and are left out."""
+    return {
+        "max_length": predictor.max_length,
+        "review_margin": predictor.review_margin,
+        "evidence": predictor.evidence,
+        "pack_tokens": predictor.pack_tokens,
+        "device": str(predictor.device),
     }
 
 
@@ -193,6 +233,10 @@ class Job:
             "input": _fingerprint(self.input),
             "options": o,
             "model_version": self.predictor.model_version,
+            # A retrained bundle may keep its version name, and the settings change the
+            # predictions too: either change must not mix old chunks into the new run.
+            "model": _bundle_fingerprint(self.predictor.bundle),
+            "predictor": _predictor_settings(self.predictor),
         }
 
     def _prepare_work(self) -> None:
@@ -204,8 +248,9 @@ class Job:
         if manifest.exists():
             if json.loads(manifest.read_text(encoding="utf-8")) != identity:
                 raise InputError(
-                    f"{self.work}: an unfinished run with another input, model or options is "
-                    "there; run the same command again to resume it, or pass --restart"
+                    f"{self.work}: an unfinished run with another input, model, model settings "
+                    "or options is there; run the same command again to resume it, or pass "
+                    "--restart"
                 )
             return
         self.work.mkdir(parents=True, exist_ok=True)
@@ -216,7 +261,17 @@ class Job:
 
     # -- phase 1: score ----------------------------------------------------------------------
     def _row_id(self, record: Record) -> Any:
-        return record.values.get(self.id_column) if self.has_id else record.number
+        if not self.has_id:
+            return record.number
+        value = record.values.get(self.id_column)
+        if isinstance(value, float):
+            # Parquet/Excel/JSON number ids: NaN (an empty cell) is no id, and would make
+            # every such row one record; 1.0 is the id "1", as the API gets it.
+            if not math.isfinite(value):
+                return None
+            if value.is_integer():
+                return int(value)
+        return value
 
     def _problem(self, record: Record) -> str | None:
         if record.problem:
@@ -228,6 +283,12 @@ class Job:
             return "empty text"
         if not isinstance(text, str):
             return f"text is not a string ({type(text).__name__})"
+        if self.output_format == "xlsx" and (column := xlsx_too_long(record.values)):
+            # Excel would cut the cell short when the file is opened: say so, not lose it.
+            return (
+                f"{column} is longer than an Excel cell holds ({XLSX_MAX_CELL:,} characters); "
+                "write .csv or .parquet to keep it"
+            )
         row_id = self._row_id(record)
         if row_id is None or (isinstance(row_id, str) and not row_id.strip()):
             return "missing id"
@@ -427,10 +488,11 @@ class Job:
                 bar.close()
                 cache.close()
         except InputError:
-            # Nothing scored yet: leave no unfinished run behind, so the command the error
-            # suggests (another --encoding, a fixed file) runs without --restart.
-            if not any(self.work.glob("chunk-*.jsonl")):
-                shutil.rmtree(self.work, ignore_errors=True)
+            # Damage in the input (bytes not in its encoding, an unclosed quote): the run
+            # cannot finish as it is, and the fix the error suggests (another --encoding, a
+            # fixed file) is another run. Leave no unfinished run behind that would refuse it
+            # without --restart, even when chunks before the damage were scored.
+            shutil.rmtree(self.work, ignore_errors=True)
             raise
         self._assemble(summary)
         if not self.options.keep_work:

@@ -7,10 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from service.batch.readers import InputError
+from service.spreadsheet import safe_cell
 
 OUTPUT_FORMATS = {
     ".jsonl": "jsonl",
@@ -21,6 +25,11 @@ OUTPUT_FORMATS = {
     ".xlsx": "xlsx",
 }
 XLSX_MAX_ROWS = 1_048_575
+XLSX_MAX_CELL = 32_767  # characters in one Excel cell: longer text is cut when opened
+# Cells a spreadsheet runs as a formula when they start so: the rule of the API's CSV
+# (service/api/routes/metrics.py), kept here too so the batch writers need not import the API.
+# The workbook's created/modified times: fixed, so the same run gives the same bytes.
+_XLSX_TIME = datetime(2000, 1, 1)
 _KEYS = (
     "themes",
     "scores",
@@ -100,6 +109,15 @@ class PredictionColumns:
         return fields
 
 
+def xlsx_too_long(values: dict) -> str | None:
+    """The first column whose cell would not fit in an Excel cell, or None."""
+    for column, value in values.items():
+        value = _text_value(value)
+        if isinstance(value, str) and len(value) > XLSX_MAX_CELL:
+            return column
+    return None
+
+
 def _text_value(value: Any) -> Any:
     """A cell for CSV/Excel/all-string Parquet: scalars as they are, structures as JSON."""
     if isinstance(value, dict | list | tuple):
@@ -125,7 +143,12 @@ class OutputWriter:
         self.path, self.fmt = path, output_format(named)
         self.input_columns, self.columns = input_columns, columns
         self.input_schema = input_schema
-        self.delimiter = "\t" if named.suffix.lower() == ".tsv" else delimiter
+        # The delimiter follows the output's name: a .csv of a tab-separated input gets
+        # commas; a ;-separated CSV stays ;-separated (Excel's habit in many locales).
+        if named.suffix.lower() == ".tsv":
+            self.delimiter = "\t"
+        else:
+            self.delimiter = "," if delimiter == "\t" else delimiter
         self.rows = 0
         self._fh = None
         self._csv = None
@@ -141,7 +164,7 @@ class OutputWriter:
         elif self.fmt == "csv":
             self._fh = self.path.open("w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._fh, delimiter=self.delimiter)
-            self._csv.writerow(self.input_columns + self.columns.flat_names)
+            self._csv.writerow([safe_cell(c) for c in self.input_columns + self.columns.flat_names])
         elif self.fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -156,8 +179,11 @@ class OutputWriter:
             from openpyxl import Workbook
 
             self._book = Workbook(write_only=True)
+            self._book.properties.created = _XLSX_TIME  # see _save_xlsx
             self._sheet = self._book.create_sheet("scored")
-            self._sheet.append(self.input_columns + self.columns.flat_names)
+            self._sheet.append(
+                [self._excel(c) for c in self.input_columns + self.columns.flat_names]
+            )
 
     def write(self, values: list[dict], predictions: list[dict]) -> None:
         """Write one chunk: each input row's values with its prediction row."""
@@ -174,7 +200,8 @@ class OutputWriter:
         elif self.fmt == "csv":
             for v, p in zip(values, predictions, strict=True):
                 row = [_text_value(v.get(c)) for c in self.input_columns]
-                self._csv.writerow(row + list(self.columns.flat(p, lists=False).values()))
+                row += self.columns.flat(p, lists=False).values()
+                self._csv.writerow([safe_cell(x) for x in row])
         elif self.fmt == "parquet":
             import pyarrow as pa
 
@@ -194,8 +221,33 @@ class OutputWriter:
                     "sheet; write .parquet or .csv instead"
                 )
             for v, p in zip(values, predictions, strict=True):
-                row = [_excel(v.get(c)) for c in self.input_columns]
-                self._sheet.append(row + [_excel(x) for x in self.columns.flat(p, False).values()])
+                row = [v.get(c) for c in self.input_columns]
+                row += self.columns.flat(p, False).values()
+                try:
+                    self._sheet.append([self._excel(x) for x in row])
+                except (ValueError, TypeError) as exc:  # a type openpyxl cannot write
+                    raise InputError(
+                        f"{self.path}: id {p.get('id')!r}: a cell Excel cannot hold "
+                        f"({exc}); write .parquet or .csv instead"
+                    ) from None
+
+    def _excel(self, value: Any) -> Any:
+        """An Excel cell: strings as string cells (never formulas: texts come from customers),
+        aware datetimes as naive UTC and bytes as hex (Excel has neither)."""
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        if isinstance(value, bytes | bytearray | memoryview):
+            value = bytes(value).hex()
+        elif isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        value = _text_value(value)
+        if not isinstance(value, str):
+            return value
+        # Control characters Excel cannot hold are dropped.
+        cell = WriteOnlyCell(self._sheet, ILLEGAL_CHARACTERS_RE.sub("", value))
+        cell.data_type = "s"  # openpyxl takes a string that starts with = for a formula
+        return cell
 
     def abort(self) -> None:
         """Close without finishing the file (the caller deletes it): an interrupted run must
@@ -213,7 +265,42 @@ class OutputWriter:
         if self._parquet is not None:
             self._parquet.close()
         if self._book is not None:
-            self._book.save(self.path)
+            _save_xlsx(self._book, self.path)
+
+
+class _FixedTimeZip(zipfile.ZipFile):
+    """A zip whose entries all carry one fixed time (zipfile stamps the current time, or the
+    file's mtime, into each): the same workbook gives the same bytes."""
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = self.compression
+        info.external_attr = 0o600 << 16
+        return info
+
+    def writestr(self, zinfo_or_arcname, data, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(zinfo_or_arcname, zipfile.ZipInfo):
+            zinfo_or_arcname = self._info(zinfo_or_arcname)
+        super().writestr(zinfo_or_arcname, data, *args, **kwargs)
+
+    def write(self, filename, arcname=None, *args: Any, **kwargs: Any) -> None:
+        # Streamed (a write-only sheet is a temporary file, possibly gigabytes).
+        info = self._info(arcname or Path(filename).name)
+        info.file_size = Path(filename).stat().st_size  # sets ZIP64 up front when needed
+        with open(filename, "rb") as src, self.open(info, "w") as dest:
+            shutil.copyfileobj(src, dest, 1 << 20)
+
+
+def _save_xlsx(book, path: Path) -> None:
+    """``book.save(path)``, byte for byte the same on every run: openpyxl stamps the time of
+    saving into the core properties and the zip entries."""
+    from openpyxl.writer.excel import ExcelWriter
+
+    if not book.worksheets:
+        book.create_sheet()
+    book.properties.modified = _XLSX_TIME
+    archive = _FixedTimeZip(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    ExcelWriter(book, archive).save()  # closes the archive
 
 
 def _finite(value: Any) -> Any:
@@ -229,12 +316,3 @@ def _string(value: Any) -> str | None:
         return None
     value = _text_value(value)
     return value if isinstance(value, str) else str(value)
-
-
-def _excel(value: Any) -> Any:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    value = _text_value(value)
-    if isinstance(value, str):
-        return ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters Excel cannot hold
-    return value

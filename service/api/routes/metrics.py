@@ -31,6 +31,7 @@ from service.api.schemas import (
     ThemeMetricsResponse,
     UtcDateTime,
 )
+from service.spreadsheet import safe_cell
 from service.store import Store
 from service.store.metrics import GroupBy, GroupStat, Interval, ThemeStat, period_count
 from service.store.records import to_utc_naive
@@ -50,10 +51,9 @@ End = Annotated[datetime | None, Query(description="Exclusive (ISO 8601); defaul
 _CSV = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}}
 # Every period a trend's window touches is answered, empty ones too: bound the answer's size.
 MAX_PERIODS = 1000
+
+
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _out_of_range(field: str, message: str) -> HTTPException:
     return HTTPException(422, detail=[{"field": field, "message": message}])
 
@@ -136,19 +136,11 @@ def _metric(stat: ThemeStat) -> ThemeMetric:
     )
 
 
-def _csv_cell(value: object) -> object:
-    """Text a spreadsheet would run as a formula, quoted with a leading ``'`` (group names and
-    theme ids come from clients); numbers are left as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _csv_response(header: list[str], rows: list[list]) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
-    writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 

@@ -595,3 +595,68 @@ def test_after_a_fatal_input_error_the_suggested_fix_runs_without_restart(
     code, err = score_cli(tiny_bundle, capsys, src, out, "--encoding", "latin-1")
     assert code == 0, err
     assert read_jsonl(out)[-1]["text"] == "Café was slow"
+
+
+def test_a_fatal_input_error_after_the_first_chunk_leaves_no_unfinished_run(predictor, tmp_path):
+    src = tmp_path / "in.csv"
+    good = b"".join(b"%d,Delivery was slow again\n" % k for k in range(1, 601))
+    src.write_bytes(b"id,text\n" + good + b"601,Caf\xe9 was slow\n")
+    out = tmp_path / "out.jsonl"
+    # Chunks of 100 rows: six are scored before the bad byte stops the run, which cannot
+    # finish as it is: the suggested --encoding must not be refused as "another option".
+    with pytest.raises(InputError, match="row 601"):
+        run(predictor, src, out, chunk_rows=100)
+    assert not (tmp_path / "out.jsonl.cxwork").exists()
+    assert run(predictor, src, out, chunk_rows=100, encoding="latin-1").scored == 601
+
+
+# -- ids that are numbers ------------------------------------------------------------------------
+def test_nan_ids_are_missing_and_integral_float_ids_are_integers(predictor, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    ids = [1.0, float("nan"), float("inf"), 2.5, float("nan")]
+    pq.write_table(pa.table({"id": ids, "text": ["Slow app"] * 5}), src)
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        summary = run(predictor, src, tmp_path / "out.jsonl", store=store, record=True)
+        with store.engine.connect() as connection:
+            stored = sorted(connection.execute(select(feedback.c.id)).scalars())
+    finally:
+        store.close()
+    assert [(row, reason) for row, _, reason in errors_of(summary)] == [
+        ("2", "missing id"),
+        ("3", "missing id"),
+        ("5", "missing id"),
+    ]
+    assert summary.recorded == 2 and stored == ["1", "2.5"]
+
+
+# -- Excel's limits --------------------------------------------------------------------------------
+def test_duplicate_column_names_in_an_excel_header_are_refused(predictor, tmp_path):
+    src = tmp_path / "in.xlsx"
+    _book(src, ["id", "text", "text"], ["x1", "Slow app", "other"])
+    with pytest.raises(InputError, match=r"duplicate column names in the header: \['text'\]"):
+        run(predictor, src, tmp_path / "out.jsonl")
+
+
+def test_cells_too_long_for_excel_are_bad_rows_with_xlsx_output(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "text": "Slow app"},
+        {"id": "b", "text": "x" * 32_768},
+        {"id": "c", "text": "Slow app", "note": "n" * 40_000},
+        {"id": "d", "text": "y" * 32_767},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = run(predictor, src, tmp_path / "out.xlsx")
+    out = list(load_workbook(tmp_path / "out.xlsx").active.iter_rows(min_row=2, values_only=True))
+    assert [r[0] for r in out] == ["a", "d"] and len(out[1][1]) == 32_767
+    assert [(row, reason[:39]) for row, _, reason in errors_of(summary)] == [
+        ("2", "text is longer than an Excel cell holds"),
+        ("3", "note is longer than an Excel cell holds"),
+    ]
+    assert ".csv or .parquet" in errors_of(summary)[0][2]
+    # Other formats take the long cells.
+    assert run(predictor, src, tmp_path / "out.csv").scored == 4

@@ -171,6 +171,48 @@ def test_a_changed_input_or_options_is_not_mixed_into_an_unfinished_run(predicto
     assert summary.scored == 31 and summary.resumed_chunks == 0
 
 
+@pytest.mark.parametrize(
+    "setting, value", [("review_margin", 0.3), ("evidence", False), ("max_length", 32)]
+)
+def test_a_changed_predictor_setting_is_not_mixed_into_an_unfinished_run(
+    predictor, tmp_path, setting, value
+):
+    src, out = _stopped_after_the_first_chunk(predictor, tmp_path)
+    before = getattr(predictor, setting)
+    setattr(predictor, setting, value)  # the session's predictor: put back below
+    try:
+        with pytest.raises(InputError, match="--restart"):
+            Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+    finally:
+        setattr(predictor, setting, before)
+    summary = Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+    assert summary.resumed_chunks == 1
+
+
+def test_a_changed_model_with_the_same_version_is_not_mixed_into_an_unfinished_run(
+    tiny_bundle, tmp_path
+):
+    """A retrained bundle under the same version name: bundle.json or the weights differ."""
+    import shutil
+
+    from service.predictor import Predictor
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "model")
+    predictor = Predictor.from_path(bundle)
+    src, out = _stopped_after_the_first_chunk(predictor, tmp_path)
+    meta = bundle / "bundle.json"
+    meta.write_text(meta.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    with pytest.raises(InputError, match="--restart"):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+    # Same bundle.json, rewritten weights (a new mtime): refused as well.
+    (tmp_path / "again").mkdir()
+    src, out = _stopped_after_the_first_chunk(predictor, tmp_path / "again")
+    weights = bundle / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.raises(InputError, match="--restart"):
+        Job(predictor, src, out, ScoreOptions(chunk_rows=10)).run(progress=False)
+
+
 def test_record_is_idempotent_and_report_is_written(predictor, tmp_path):
     from service.store import Store
 
