@@ -31,7 +31,7 @@ from service.backends.bf16 import ROWS_ATTENTION
 from service.bundle import Bundle, BundleError, load_bundle
 from service.language import UNDETERMINED, detect_language, normalise_language
 from service.modeling import ThemeClassifier
-from service.text import split_sentences
+from service.text import is_unicode, split_sentences
 
 # Language ids below this probability are too unsure to report, or to flag a text as out of
 # coverage: on short texts py3langid guesses wildly ("ok" is Serbian at 2%).
@@ -495,7 +495,7 @@ class Predictor:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise EmptyTextError(f"text {i} is empty or only whitespace; nothing to classify")
-            if not _is_unicode(text):
+            if not is_unicode(text):
                 raise InvalidUnicodeError(
                     f"text {i} holds a lone surrogate (a \\ud800-\\udfff code point without "
                     "its pair), which is not valid Unicode"
@@ -647,15 +647,6 @@ def predictor_options(settings, batch_size: int | None = None, api: bool = False
         "evidence": settings.evidence,
         "pack_tokens": settings.pack_tokens,
     }
-
-
-def _is_unicode(text: str) -> bool:
-    """False if ``text`` holds a lone surrogate, which no Unicode encoding can carry."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _round(x: float) -> float:

@@ -66,3 +66,13 @@ def split_sentences(text: str) -> list[str]:
 def normalise_for_dedup(text: str) -> str:
     """Whitespace- and case-folded form used to detect duplicate texts."""
     return " ".join(text.casefold().split())
+
+
+def is_unicode(text: str) -> bool:
+    """False if ``text`` holds a lone surrogate, which no Unicode encoding can carry (and the
+    tokenizer refuses)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.taxonomy import Taxonomy
-from service.text import normalise_for_dedup
+from service.text import is_unicode, normalise_for_dedup
 from training.data import find_label_files, load_items
 
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
@@ -173,7 +173,7 @@ def import_labels(
         if not isinstance(text, str) or not text.strip():
             errors.append(f"{where}: empty or missing text")
             continue
-        if not _is_unicode(text):
+        if not is_unicode(text):
             errors.append(f"{where}: text holds a lone surrogate (\\ud800-\\udfff): not Unicode")
             continue
         themes = _split_themes(row.get("themes"))
@@ -268,14 +268,6 @@ def import_labels(
     result.imported = len(out_items)
     result.texts = [item["text"] for item in out_items]
     return result
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _user() -> str:
