@@ -135,12 +135,10 @@ def test_export_without_int8(tiny_bundle, tmp_path, capsys):
     assert "already has an ONNX export" in capsys.readouterr().out
 
 
-def test_an_fp32_graph_that_does_not_match_torch_is_not_kept(tiny_bundle, tmp_path, monkeypatch):
-    """`auto` serves the fp32 graph where int8 and bf16 fail: it is checked at export."""
+def _fail_the_fp32_check(monkeypatch) -> None:
+    """Make export's check find the fp32 graph 0.2 away from the torch model."""
     import training.export as export
 
-    path = tmp_path / "mismatch"
-    shutil.copytree(tiny_bundle, path)
     real = export.compare_with_torch
 
     def off_by_a_lot(root, backend, name, texts, *args, **kwargs):
@@ -148,6 +146,13 @@ def test_an_fp32_graph_that_does_not_match_torch_is_not_kept(tiny_bundle, tmp_pa
         return {**figures, "max_abs_theme_prob_diff": 0.2} if backend == "onnx-fp32" else figures
 
     monkeypatch.setattr(export, "compare_with_torch", off_by_a_lot)
+
+
+def test_an_fp32_graph_that_does_not_match_torch_is_not_kept(tiny_bundle, tmp_path, monkeypatch):
+    """`auto` serves the fp32 graph where int8 and bf16 fail: it is checked at export."""
+    path = tmp_path / "mismatch"
+    shutil.copytree(tiny_bundle, path)
+    _fail_the_fp32_check(monkeypatch)
     from service.bundle import BundleError
 
     with pytest.raises(BundleError, match="does not match the torch model"):
@@ -207,19 +212,12 @@ def test_if_missing_redoes_an_export_whose_figures_were_never_recorded(
 def test_a_failed_re_export_leaves_no_stale_figures(tiny_bundle, tmp_path, monkeypatch):
     """The re-export's fp32 graph fails its check: the old export goes with its figures (it
     came from the same exporter), so bundle.json never describes graphs that are not there."""
-    import training.export as export
     from service.bundle import BundleError
 
     path = tmp_path / "re-export"
     shutil.copytree(tiny_bundle, path)
     _previous_export(path, meta_figures=True)
-    real = export.compare_with_torch
-
-    def off_by_a_lot(root, backend, name, texts, *args, **kwargs):
-        figures = real(root, backend, name, texts, *args, **kwargs)
-        return {**figures, "max_abs_theme_prob_diff": 0.2} if backend == "onnx-fp32" else figures
-
-    monkeypatch.setattr(export, "compare_with_torch", off_by_a_lot)
+    _fail_the_fp32_check(monkeypatch)
     with pytest.raises(BundleError, match="does not match the torch model"):
         export_onnx(path, int8=False)
     assert not (path / ONNX_DIR).exists() and not (path / f"{ONNX_DIR}.partial").exists()
