@@ -4,7 +4,11 @@ Everything is located on the original text first and replaced afterwards in a si
 the offsets of one finding never shift because of another. Structured identifiers are claimed
 first, in the order email, Chinese resident ID, payment card, US SSN (an 18-digit number that
 passes both the ID and the Luhn check is far likelier an ID); phone numbers found by
-``phonenumbers`` are dropped where they overlap one of those.
+``phonenumbers`` are dropped where they overlap one of those. An SSN without dashes ("123456789",
+"123 45 6789") counts only right after a word naming it ("SSN", "social security no.").
+
+A text that has to be cut is cut with ``truncate_text``, never by slicing: a slice can end in
+the first digits of a phone number or card, or half an email, which no longer look like one.
 
 All detectors read an ASCII view of the text, of the same length: any decimal digit (full-width
 "１３８", Arabic-Indic, ...) as its ASCII digit and any space (no-break, narrow no-break, thin,
@@ -68,6 +72,17 @@ _CARD_MIN, _CARD_MAX = 13, 19
 _SSN_RE = re.compile(
     r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9]|-[0-9])"
 )
+# Nine bare digits ("123456789") or 3-2-4 groups split by spaces or dots are an SSN only right
+# after a word that says so ("SSN", "SSN#", "social security no.", "soc sec"), with at most
+# _SSN_KEYWORD_GAP characters, none a digit, in between: without one they are far likelier an
+# order number or an amount. Only the number is masked; "SSN #123456789" becomes "SSN #[ID]".
+_SSN_KEYWORD_GAP = 20
+_SSN_KEYWORD_RE = re.compile(
+    r"(?:(?<![^\W\d_])(?:ssns?|social[ -]?security|soc\.? ?sec)(?![^\W\d_])|社会安全号)"
+    rf"[^0-9]{{0,{_SSN_KEYWORD_GAP}}}"
+    r"((?!000|666|9)[0-9]{3}([ .]?)(?!00)[0-9]{2}\2(?!0000)[0-9]{4})(?![0-9]|[-.][0-9])",
+    re.IGNORECASE,
+)
 
 # Spans hidden from the phone matcher: dates and times (a common false "number"), and numbers
 # introduced by "#"/"№", which are order or ticket references, not phones.
@@ -79,6 +94,14 @@ _NOT_PHONE_RE = re.compile(
     r"|[0-2]?[0-9]:[0-5][0-9](?::[0-5][0-9])?"
     r")(?![./:-]?[0-9])"
     r"|[#№]\s?[0-9][0-9-]*"
+)
+# Phone labels written glued to the number ("Tel13812345678", "WeChat13812345678"): the matcher
+# rejects a number right after a Latin letter (part of a code like "SKU12345678"), so these are
+# hidden from it. Other glued letters still make a number a code.
+_GLUED_PHONE_LABEL_RE = re.compile(
+    r"(?<![A-Za-z])(?:tel|phone|mob|mobile|cell|fax|call|wechat|whatsapp|weixin|wx|vx)"
+    r"(?=[0-9+\uff0b])",
+    re.IGNORECASE,
 )
 # Unseparated digit runs longer than E.164's 15 digits are references (orders, tracking), and
 # would only cost the matcher time.
@@ -94,13 +117,23 @@ _BLOCK_GAP_RE = re.compile(
 # What may stand between a phone number's last block and its extension: phonenumbers' labels
 # for matching extensions ("x123", " ext. 123", ";ext=123", "extension 123", "доб. 123"), so the
 # extension's digits join the number's cluster and the matcher sees them. Not "#", which
-# introduces an order number here ("~" already joins blocks).
+# introduces an order number here ("~" already joins blocks). phonenumbers takes at most 20
+# extension digits after ";ext=" or a word label (group "explicit") and at most 9 after "x" or
+# "int"; given a longer extension it rejects the whole candidate, number included. Such an
+# extension is kept out of the cluster, the number is matched without it, and it is then masked
+# together with the number (``_with_extension``).
 _EXTENSION_GAP_RE = re.compile(
-    r";ext="
+    r"(?P<explicit>;ext="
     r"|[ \t,]{0,4}(?:e?xt(?:ensi(?:o\u0301?|\xf3))?n?|\uff45?\uff58\uff54\uff4e?|\u0434\u043e\u0431"
-    r"|anexo|[x\uff58]|int|\uff49\uff4e\uff54)[:.\uff0e]?[ \t,-]{0,4}",
+    r"|anexo)[:.\uff0e]?[ \t,-]{0,4})"
+    r"|[ \t,]{0,4}(?:[x\uff58]|int|\uff49\uff4e\uff54)[:.\uff0e]?[ \t,-]{0,4}",
     re.IGNORECASE,
 )
+_EXPLICIT_EXTENSION_DIGITS = 20
+_AMBIGUOUS_EXTENSION_DIGITS = 9
+# An extension label and digits right after a phone number; "_" is a hidden span (_FILLER).
+_EXTENSION_AFTER_RE = re.compile(rf"(?:{_EXTENSION_GAP_RE.pattern})(?=[0-9_])", re.IGNORECASE)
+_EXTENSION_RE = re.compile(rf"(?:{_EXTENSION_GAP_RE.pattern})[0-9]+", re.IGNORECASE)
 # Where phonenumbers' inner matching splits a candidate into numbers: a slash, a hyphen with a
 # space beside it, a wide dash.
 _NUMBER_SEPARATOR_RE = re.compile(r"/|\s-|-\s|[\u2012-\u2015\uff0d]")
@@ -123,6 +156,10 @@ _PLUS_BEFORE_RE = re.compile(r"[+\uff0b][\s(\[.\-]*$")
 # Stands in for hidden spans, keeping all offsets unchanged: not a digit, letter, currency sign
 # or phone punctuation, so to the matcher it is plain text that ends a number, nothing more.
 _FILLER = "_"
+
+# Characters searched on either side of a cut for personal data that it would split: more than
+# the longest email (_EMAIL_RE) or phone number.
+_CUT_CONTEXT = 1024
 
 # Characters the ASCII view replaces, one for one: non-ASCII decimal digits and spaces.
 _NON_ASCII_DIGIT_OR_SPACE_RE = re.compile(
@@ -168,11 +205,7 @@ def mask_pii(text: str) -> str:
     times, years, short numbers and "#" order numbers are left as they are."""
     if not text:
         return text
-    view = _ascii_view(text)
-    chosen: list[Span] = []
-    for spans in (_emails(view), _cn_ids(view), _cards(view), _ssns(view)):
-        _add_non_overlapping(chosen, spans)
-    _add_non_overlapping(chosen, _phones(view, chosen))
+    chosen = _find(_ascii_view(text))
     if not chosen:
         return text
     parts: list[str] = []
@@ -182,6 +215,31 @@ def mask_pii(text: str) -> str:
         pos = end
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, never inside personal data.
+
+    ``text[:limit]`` may end in the first part of a phone number, card, ID or email
+    ("...call 138123", "...mail john.doe@exa"), which is no longer recognisable as one, so
+    ``mask_pii`` would keep it. Here such an item is replaced by its label where that fits
+    ("...call [PHONE]"), and left out otherwise; a text is never cut to nothing, or to white
+    space only, unless it is that already. Texts that are cut must be cut with this, before they
+    are stored or masked."""
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    lo = max(0, limit - _CUT_CONTEXT)
+    view = _ascii_view(text[lo : limit + _CUT_CONTEXT])
+    cut = limit - lo
+    for start, end, label in _find(view):
+        if start < cut < end:
+            head = text[: lo + start]
+            if len(head) + len(label) <= limit:
+                return head + label
+            return head if head.strip() else label[:limit]
+    return text[:limit]
 
 
 def mask_value(value: Any) -> Any:
@@ -210,6 +268,15 @@ def _mask_number(value: int | float) -> int | float | str:
     digits = str(int(value)) if whole else repr(value)
     masked = mask_pii(digits)
     return value if masked == digits else masked
+
+
+def _find(view: str) -> list[Span]:
+    """The personal data in ``view`` (an ASCII view), as sorted, non-overlapping spans."""
+    chosen: list[Span] = []
+    for spans in (_emails(view), _cn_ids(view), _cards(view), _ssns(view)):
+        _add_non_overlapping(chosen, spans)
+    _add_non_overlapping(chosen, _phones(view, chosen))
+    return chosen
 
 
 def _ascii_view(text: str) -> str:
@@ -291,7 +358,9 @@ def _cards(text: str) -> list[Span]:
 
 
 def _ssns(text: str) -> list[Span]:
-    return [(m.start(), m.end(), ID) for m in _SSN_RE.finditer(text)]
+    spans = [(m.start(), m.end(), ID) for m in _SSN_RE.finditer(text)]
+    spans += [(m.start(1), m.end(1), ID) for m in _SSN_KEYWORD_RE.finditer(text)]
+    return spans
 
 
 def _phones(text: str, chosen: list[Span]) -> list[Span]:
@@ -316,6 +385,7 @@ def _phones(text: str, chosen: list[Span]) -> list[Span]:
     hidden = [(s, e) for s, e, _ in chosen]
     hidden += [m.span() for m in _NOT_PHONE_RE.finditer(text)]
     hidden += [m.span() for m in _LONG_RUN_RE.finditer(text)]
+    hidden += [m.span() for m in _GLUED_PHONE_LABEL_RE.finditer(text)]
     for s, e in hidden:
         chars[s:e] = _FILLER * (e - s)
     visible = "".join(chars)
@@ -334,9 +404,18 @@ def _phones(text: str, chosen: list[Span]) -> list[Span]:
                     spans += more
         found.update(spans)
     # Longest first, so that where regions disagree on a number's extent the longer one wins.
+    found = {_with_extension(visible, s, e) for s, e in found}
     result: list[Span] = []
     _add_non_overlapping(result, ((s, e, PHONE) for s, e in sorted(found, key=_longest_first)))
     return result
+
+
+def _with_extension(visible: str, start: int, end: int) -> tuple[int, int]:
+    """The phone span, with an extension label and digits right after it ("x1234567890", too
+    long for phonenumbers) added: an extension is masked with its number, whatever its length.
+    Hidden spans are not digits in ``visible``, so none is reached into."""
+    m = _EXTENSION_RE.match(visible, end)
+    return (start, m.end()) if m else (start, end)
 
 
 def _longest_first(span: tuple[int, int]) -> tuple[int, int]:
@@ -408,6 +487,10 @@ def _windows(text: str) -> Iterator[_Window]:
         cluster = (blocks[0][0], blocks[-1][1])
         before = clusters[k - 1][-1][1] if k else 0
         after = clusters[k + 1][0][0] if k + 1 < len(clusters) else len(text)
+        if _EXTENSION_AFTER_RE.match(text, cluster[1]):
+            # An extension too long for the matcher, or hidden: left out of the context, since
+            # a label glued to the number ("0132x") would make the matcher reject it.
+            after = cluster[1]
         i = 0
         while True:
             part = blocks[i : i + _WINDOW_BLOCKS]
@@ -459,11 +542,20 @@ def _digit_clusters(text: str) -> list[list[tuple[int, int]]]:
             if (
                 _BLOCK_GAP_RE.fullmatch(text, last[1], m.start())
                 and min(m.end() - m.start(), last[1] - last[0]) < _LONG_BLOCK
-            ) or _EXTENSION_GAP_RE.fullmatch(text, last[1], m.start()):
+            ) or _joins_as_extension(text, last[1], m):
                 clusters[-1].append(m.span())
                 continue
         clusters.append([m.span()])
     return clusters
+
+
+def _joins_as_extension(text: str, gap_start: int, block: re.Match[str]) -> bool:
+    """Whether ``block`` is an extension phonenumbers accepts after ``text[gap_start:]``."""
+    gap = _EXTENSION_GAP_RE.fullmatch(text, gap_start, block.start())
+    if gap is None:
+        return False
+    limit = _EXPLICIT_EXTENSION_DIGITS if gap["explicit"] else _AMBIGUOUS_EXTENSION_DIGITS
+    return block.end() - block.start() <= limit
 
 
 def _covers_digits(text: str, spans: list[tuple[int, int]], start: int, end: int) -> bool:

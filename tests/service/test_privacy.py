@@ -14,6 +14,7 @@ from service.privacy import (
     luhn_valid,
     mask_pii,
     mask_value,
+    truncate_text,
 )
 
 
@@ -108,6 +109,62 @@ def test_several_phones_in_one_text(text: str, expected: str) -> None:
     ],
 )
 def test_phone_extensions(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Longer than phonenumbers takes after the label (9 digits after "x" or "int", 20 after
+        # "ext"): it used to reject the whole candidate and leave the number unmasked.
+        ("call 415 555 0132 x1234567890 thanks", "call [PHONE] thanks"),
+        ("call (415) 555-0132x12345678901", "call [PHONE]"),
+        ("13812345678 x1234567890", "[PHONE]"),
+        ("+44 20 7946 0958 int. 1234567890, thanks", "[PHONE], thanks"),
+        ("+1 415 555 0132 ext. 1234567890", "[PHONE]"),
+        # Past 15 digits a run is hidden as a reference: the number is masked, the run kept.
+        ("415 555 0132 ext. 1234567890123456789012", "[PHONE] ext. 1234567890123456789012"),
+        ("+1 415 555 0132ext.123456789012345678901", "[PHONE]ext.123456789012345678901"),
+        # A second phone number after "x" is masked with the first.
+        ("415 555 0132 x 13812345678", "[PHONE]"),
+    ],
+)
+def test_long_phone_extensions(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tel13812345678", "Tel[PHONE]"),
+        ("联系TEL13812345678谢谢", "联系TEL[PHONE]谢谢"),
+        ("WeChat13812345678 or call4155550132", "WeChat[PHONE] or call[PHONE]"),
+        ("Fax+49 30 123456", "Fax[PHONE]"),
+        # Other letters glued to digits make a code, not a phone number.
+        ("SKU13812345678", "SKU13812345678"),
+        ("Hotel13812345678", "Hotel13812345678"),
+    ],
+)
+def test_phone_labels_glued_to_the_number(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+86 138 1234 5678", "[PHONE]"),
+        ("电话：138-1234-5678", "电话：[PHONE]"),
+        ("0086 138 1234 5678", "[PHONE]"),
+        ("(+86) 13812345678", "[PHONE]"),
+        ("电话(021)6234 5678", "电话[PHONE]"),
+        ("(415) 555-0132 or 1-415-555-0132 or 415.555.0132", "[PHONE] or [PHONE] or [PHONE]"),
+        ("tel:+14155550132", "tel:[PHONE]"),
+        ("邮箱 a.b@例子.公司", "邮箱 [EMAIL]"),
+        ("卡号 6222 0212 3456 7890 128", "卡号 [CARD]"),
+        ("card 5555 5555 5555 4444 exp 09/28", "card [CARD] exp 09/28"),
+    ],
+)
+def test_more_english_and_chinese_formats(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
@@ -255,10 +312,57 @@ def test_ssn() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Without separators, or with spaces or dots, an SSN is one only after a word saying so.
+        ("My SSN is 123456789.", "My SSN is [ID]."),
+        ("SSN: 123456789", "SSN: [ID]"),
+        ("SSN#123456789", "SSN#[ID]"),
+        ("SSN #123456789", "SSN #[ID]"),
+        ("ssn 123 45 6789", "ssn [ID]"),
+        ("SSN: 123.45.6789, thanks", "SSN: [ID], thanks"),
+        ("social security number 123456789", "social security number [ID]"),
+        ("Social Security No. 123 45 6789", "Social Security No. [ID]"),
+        ("my soc. sec. is 123456789", "my soc. sec. is [ID]"),
+        ("Soc Sec #: 123456789", "Soc Sec #: [ID]"),
+        ("社会安全号码：123456789", "社会安全号码：[ID]"),
+        ("SSN １２３４５６７８９", "SSN [ID]"),
+    ],
+)
+def test_ssn_without_dashes_after_a_keyword(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 123456789 arrived",
+        "Order #123456789 and #987654321",
+        "ref 123 45 6789",
+        # Too far from the keyword, or another number in between.
+        "SSN was asked for on the phone; order 123456789",
+        "SSN asked for 2 times, order 123456789",
+        # Never issued.
+        "SSN 000123456, SSN 123004567, SSN 123450000",
+        "classnote 123456789",
+    ],
+)
+def test_bare_nine_digits_without_ssn_keyword_are_not_masked(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize("text", ["SSN 123 456 789", "SSN 1234567890", "SSN 123-456789"])
+def test_other_layouts_after_ssn_keyword_are_not_ids(text: str) -> None:
+    assert "[ID]" not in mask_pii(text)
+
+
+@pytest.mark.parametrize(
     "text", ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000"]
 )
 def test_ssn_never_issued_is_not_an_id(text: str) -> None:
     assert "[ID]" not in mask_pii(f"number {text} here")
+    # Nor after a keyword (9xx numbers may still be phone numbers).
+    assert "[ID]" not in mask_pii(f"SSN {text.replace('-', '')} here")
 
 
 @pytest.mark.parametrize(
@@ -329,6 +433,39 @@ def test_any_unicode_is_safe(text: str, expected: str) -> None:
 )
 def test_unusual_digits_do_not_crash(text: str) -> None:
     assert isinstance(mask_pii(text), str)
+
+
+@pytest.mark.parametrize(
+    ("pii", "label"),
+    [
+        ("13812345678", "[PHONE]"),
+        ("+1 415-555-2671 ext. 123", "[PHONE]"),
+        ("4111 1111 1111 1111", "[CARD]"),
+        ("john.doe@example.com", "[EMAIL]"),
+        ("110101199003074514", "[ID]"),
+        ("123-45-6789", "[ID]"),
+    ],
+)
+def test_truncation_never_keeps_part_of_personal_data(pii: str, label: str) -> None:
+    # text[:limit] would end in "1381234" or "john.doe@exa", which mask_pii no longer knows.
+    head = "Please call me back about my order, "
+    for k in range(1, len(pii)):
+        limit = len(head) + k
+        cut = truncate_text(head + pii + " soon, thanks.", limit)
+        assert len(cut) <= limit
+        assert cut in (head + label, head)
+        assert mask_pii(cut) == cut
+
+
+def test_truncation_elsewhere_is_a_plain_cut() -> None:
+    text = "call 13812345678 now, the parcel is late " * 3
+    assert truncate_text(text, 30) == text[:30]
+    assert truncate_text(text, 16) == text[:16]  # right after the number: masked in storage
+    assert truncate_text(text, 1000) == text
+    assert truncate_text("13812345678 rest", 8) == "[PHONE]"
+    assert truncate_text("13812345678 rest", 3) == "[PH"  # never an empty text
+    assert truncate_text("call 13812345678", 7) == "call "
+    assert truncate_text("", 5) == ""
 
 
 def test_masking_is_idempotent() -> None:

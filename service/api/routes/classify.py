@@ -21,6 +21,7 @@ from service.api.schemas import (
     ValidationErrorResponse,
 )
 from service.batching import QueueFull
+from service.privacy import truncate_text
 from service.store import RecordInput
 
 # The key is checked before the body is parsed (see KeyFirstRoute).
@@ -87,8 +88,9 @@ async def classify(
                     },
                 )
             # Leading whitespace is not the text: cut after it, or a text that starts with
-            # enough of it would be cut to nothing (and fail its whole micro-batch).
-            text = text.lstrip()[: settings.max_text_chars]
+            # enough of it would be cut to nothing (and fail its whole micro-batch). Personal
+            # data cut in half would no longer be found by masking: it is cut whole.
+            text = truncate_text(text.lstrip(), settings.max_text_chars)
         texts.append(text)
     langs = [(item.metadata.lang or None) if item.metadata else None for item in body.items]
     telemetry.request_items.observe(len(texts))

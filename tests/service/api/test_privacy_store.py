@@ -117,3 +117,17 @@ def test_sqlite_file_bytes_hold_no_raw_text(make_client, tmp_path: Path):
     assert on_disk, "the store wrote nothing"
     for value in [*_raw_values(), "Refund never came", "客服太慢了"]:
         assert value.encode("utf-8") not in on_disk, value
+
+
+def test_a_text_cut_by_the_truncation_setting_keeps_no_part_of_a_phone_number(make_client):
+    """Masking runs on the cut text: a number cut in half there was no longer found and its
+    first digits were stored."""
+    client = make_client(max_text_chars=38, truncate_long_texts=True, store_text=True)
+    text_ = "Refund never came, call me on 13812345678 please, today."
+    assert text_.index("1381") < 38 < text_.index("5678") + 4
+    body = {"record": True, "items": [{"id": "cut", "text": text_}]}
+    assert client.post("/v1/classify", json=body).status_code == 200
+    with client.app.state.store.engine.connect() as c:
+        stored = c.execute(text("SELECT text FROM feedback WHERE id = 'cut'")).scalar_one()
+    assert stored.startswith("Refund never came") and "[PHONE]" in stored
+    assert "138" not in stored and len(stored) <= 38
