@@ -689,6 +689,44 @@ def cmd_review_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_review_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    from service.store import Store
+
+    ids = [str(i) for i in args.ids]
+    if args.from_file:
+        label_import = _training("label_import")
+        path = Path(args.from_file)
+        rows, unannotated = label_import.read_rows(path)
+        bad = [n for n, row in rows if "__error__" in row or row.get("id") in (None, "")]
+        if bad:
+            raise CLIError(f"{path}: rows without a usable id: {_numbers(bad)}")
+        ids += [str(row["id"]) for _, row in rows]
+        if unannotated:  # not labelled yet: they stay in the queue
+            print(f"{unannotated} tasks in {path} are not annotated: left open", file=sys.stderr)
+    if not ids:
+        raise CLIError("no ids: give them as arguments or with --from")
+    _refuse_missing_sqlite(settings.database_url)  # a typo must not create an empty store
+    store = Store.open(settings.database_url)
+    try:
+        result = store.resolve_reviews(ids, resolved=not args.reopen)
+    finally:
+        store.close()
+    for item_id in result.not_found:
+        print(f"not in the store, skipped: {item_id}", file=sys.stderr)
+    print(
+        f"{'reopened' if args.reopen else 'resolved'} {result.changed} items "
+        f"({len(result.unchanged)} unchanged, {len(result.not_found)} not found); "
+        f"{result.remaining} items left in the review queue"
+    )
+    return 0
+
+
+def _numbers(numbers: list[int], shown: int = 10) -> str:
+    """``1, 4, 9`` or ``1, 4, ... (25 in all)``."""
+    head = ", ".join(str(n) for n in numbers[:shown])
+    return head if len(numbers) <= shown else f"{head}, ... ({len(numbers)} in all)"
+
+
 # -- export --------------------------------------------------------------------------------
 def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
     export = _training("export")
@@ -1054,7 +1092,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="discard an unfinished run")
     p.add_argument("--keep-work", action="store_true", help="keep OUTPUT.cxwork/ at the end")
     p.add_argument("--engine", choices=["local", "ray"], default="local")
-    p.add_argument("--ray-address", help="Ray cluster (default: a local Ray on 127.0.0.1)")
+    p.add_argument(
+        "--ray-address",
+        help="Ray cluster: HOST:PORT of its head, ray://HOST:PORT or auto; one where nothing "
+        "listens fails within 5 s (default: a local Ray on 127.0.0.1)",
+    )
     p.add_argument(
         "--ray-actors", type=int, default=1, help="model replicas (Ray actors; default 1)"
     )
@@ -1113,6 +1155,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="export at most this many tasks, the most uncertain first (default 500)",
     )
     q.set_defaults(func=cmd_review_export)
+    q = review_sub.add_parser(
+        "resolve",
+        help="take reviewed items out of the queue (ids, or the annotated tasks of an export)",
+    )
+    q.add_argument("ids", nargs="*", help="recorded item ids")
+    q.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="a Label Studio export (.json: its annotated tasks) or labels (.jsonl/.csv: id)",
+    )
+    q.add_argument("--reopen", action="store_true", help="put the items back in the queue")
+    q.set_defaults(func=cmd_review_resolve)
 
     p = sub.add_parser(
         "export-onnx",

@@ -65,5 +65,6 @@ def review_task(row: dict) -> dict:
             "review_reasons": row.get("review_reasons") or [],
             "review_margin": margin,
             "created_at": _utc_iso(row["created_at"]) if row.get("created_at") else None,
+            "reviewed_at": _utc_iso(row["reviewed_at"]) if row.get("reviewed_at") else None,
         },
     }

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -113,40 +114,44 @@ def _check_unicode(value: str, what: str) -> None:
         ) from None
 
 
+def id_type(value: Any, handler: ValidatorFunctionWrapHandler) -> str | int:
+    """An item id is a string or an integer: one error at ``...id``, not one per member of the
+    union (``id.str``, ``id.int``); JSON ``true`` is refused (it would become the id 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("id_type", "id must be a string or an integer")
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("id_type", "id must be a string or an integer") from None
+
+
+def check_id(value: str | int) -> str | int:
+    """An item id the store can key on: 1 to 255 characters, no NUL, valid Unicode."""
+    if isinstance(value, str) and not (0 < len(value) <= 255):
+        raise ValueError("id must have 1 to 255 characters")
+    if isinstance(value, int) and not -(10**254) < value < 10**255:
+        raise ValueError("id must have 1 to 255 characters (digits)")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("id must not contain NUL characters")
+        _check_unicode(value, "id")
+    return value
+
+
+ItemId = Annotated[str | int, WrapValidator(id_type), AfterValidator(check_id)]
+
+
 class ClassifyItem(BaseModel):
     """One feedback text to classify."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | int = Field(..., description="The caller's id for the text; echoed back.")
+    id: ItemId = Field(..., description="The caller's id for the text; echoed back.")
     text: str = Field(..., description="The feedback text, in any language.")
     metadata: ItemMetadata | None = Field(
         None, description="Free keys such as channel, segment, created_at, lang."
     )
 
-    @field_validator("id", mode="wrap")
-    @classmethod
-    def _id_type(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> str | int:
-        # One error at items.N.id, not one per member of the union (items.N.id.str, ...int).
-        if isinstance(value, bool):  # JSON true would become the id 1
-            raise PydanticCustomError("id_type", "id must be a string or an integer")
-        try:
-            return handler(value)
-        except ValidationError:
-            raise PydanticCustomError("id_type", "id must be a string or an integer") from None
-
-    @field_validator("id")
-    @classmethod
-    def _id_ok(cls, value: str | int) -> str | int:
-        if isinstance(value, str) and not (0 < len(value) <= 255):
-            raise ValueError("id must have 1 to 255 characters")
-        if isinstance(value, int) and not -(10**254) < value < 10**255:
-            raise ValueError("id must have 1 to 255 characters (digits)")
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError("id must not contain NUL characters")
-            _check_unicode(value, "id")
-        return value
 
     @field_validator("text")
     @classmethod

@@ -72,9 +72,16 @@ class Store:
             reason = (str(exc.orig).splitlines() or [type(exc.orig).__name__])[0]
             raise StoreValueError(f"the metrics store refused a value: {reason}") from exc
 
-    def review_queue(self, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
-        """Items flagged for review, most uncertain first: (total, rows)."""
-        return review.review_queue(self.engine, limit, offset)
+    def review_queue(
+        self, limit: int = 50, offset: int = 0, include_resolved: bool = False
+    ) -> tuple[int, list[dict]]:
+        """Items flagged for review and not yet resolved (all flagged items with
+        ``include_resolved``), most uncertain first: (total, rows)."""
+        return review.review_queue(self.engine, limit, offset, include_resolved)
+
+    def resolve_reviews(self, ids: list[str], resolved: bool = True) -> review.Resolution:
+        """Take flagged items out of the review queue (``resolved=False``: put them back)."""
+        return review.resolve(self.engine, ids, resolved)
 
     def erase(self, item_id: str) -> bool:
         return records.erase(self.engine, item_id)

@@ -191,6 +191,7 @@ def _stored(connection: Connection, ids: list[str]) -> tuple[list[dict], list[di
 
 
 _ROLLUP_FIELDS = ("created_at", "channel", "segment", "lang", "sentiment")
+_KEPT_ON_REPLACE = ("id", "reviewed_at")
 
 
 def _contributions(item_rows: list[dict], theme_rows: list[dict]) -> Counter:
@@ -266,7 +267,13 @@ def replace(connection: Connection, item_rows: list[dict], theme_rows: list[dict
     statement = _dialect_insert(connection)(feedback)
     statement = statement.on_conflict_do_update(
         index_elements=[feedback.c.id],
-        set_={c.name: statement.excluded[c.name] for c in feedback.columns if c.name != "id"},
+        # A person's resolution of the item's review stays: a client's retry or a re-scoring
+        # must not bring back to the queue an item that has been looked at.
+        set_={
+            c.name: statement.excluded[c.name]
+            for c in feedback.columns
+            if c.name not in _KEPT_ON_REPLACE
+        },
     )
     connection.execute(statement, sorted(item_rows, key=lambda r: r["id"]))
     if theme_rows:

@@ -57,6 +57,11 @@ feedback = Table(
         Float,
         comment="Smallest distance of a theme score to its threshold: low = uncertain.",
     ),
+    Column(
+        "reviewed_at",
+        DateTime,
+        comment="UTC; when a person resolved the review (NULL: open or never flagged).",
+    ),
     Column("model_version", String(200), nullable=False),
     Column("taxonomy_version", String(TAXONOMY_VERSION_LENGTH), nullable=False),
     Column("meta", JSON, nullable=False, comment="The caller's metadata, PII masked."),

@@ -65,6 +65,7 @@ OPERATIONS = {
     "DELETE /v1/feedback/{item_id}": ("admin", True),
     "GET /v1/review": ("admin", True),
     "GET /v1/review/label-config": ("admin", False),
+    "POST /v1/review/resolve": ("admin", True),
     "POST /v1/admin/reload": ("admin", False),
 }
 # Valid requests for every operation; invalid ones where there is input to break.

@@ -58,7 +58,7 @@ def count(store, table) -> int:
 
 
 def test_migrations_create_the_schema_and_are_idempotent(store):
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
     migrate(store.engine)  # again: nothing to do, no error
     names = set(inspect(store.engine).get_table_names())
     assert {"feedback", "feedback_themes", "alembic_version"} <= names
@@ -319,3 +319,52 @@ def test_replicas_migrating_at_once_do_not_collide(store_url):
     assert current_revision(engines[0]) == head_revision()
     for e in engines:
         e.dispose()
+
+
+def test_resolved_reviews_leave_the_queue_and_stay_resolved_when_recorded_again(store):
+    store.record(
+        [
+            item("r1", ["pricing_value"], "2026-11-02", review=True),
+            item("r2", ["speed_availability"], "2026-11-02", review=True),
+            item("calm", ["pricing_value"], "2026-11-02"),
+        ],
+        "1",
+    )
+    assert store.review_queue()[0] == 2
+
+    done = store.resolve_reviews(["r1", "calm", "ghost", "r1"])
+    assert (done.changed, done.unchanged, done.not_found, done.remaining) == (
+        1,
+        ["calm"],  # recorded but never flagged: nothing to resolve
+        ["ghost"],
+        1,
+    )
+    total, rows = store.review_queue()
+    assert (total, [r["id"] for r in rows]) == (1, ["r2"])
+    again = store.resolve_reviews(["r1"])  # idempotent
+    assert (again.changed, again.unchanged, again.remaining) == (0, ["r1"], 1)
+
+    # A client's retry (or a re-scoring) of a resolved item does not put it back in the queue.
+    store.record([item("r1", ["human_support"], "2026-11-02", review=True)], "1")
+    assert [r["id"] for r in store.review_queue()[1]] == ["r2"]
+    total, rows = store.review_queue(include_resolved=True)
+    assert total == 2 and {r["id"] for r in rows} == {"r1", "r2"}
+    resolved = next(r for r in rows if r["id"] == "r1")
+    assert resolved["reviewed_at"] is not None and resolved["themes"] == ["human_support"]
+    # The review share in the metrics counts what the model flagged: unchanged by resolving.
+    window = (datetime(2026, 11, 1), datetime(2026, 11, 3))
+    summary = store.summary(*window, theme_ids=THEMES, sentiments=SENTIMENTS)
+    assert summary.review_count == 2
+
+    back = store.resolve_reviews(["r1"], resolved=False)
+    assert (back.changed, back.remaining) == (1, 2)
+    assert store.review_queue()[0] == 2
+    # Erased items are gone from the queue and unknown to a later resolution.
+    assert store.erase("r2")
+    assert store.resolve_reviews(["r2"]).not_found == ["r2"]
+
+
+def test_resolving_many_ids_works_in_chunks(store):
+    store.record([item(f"m{k:04d}", [], "2026-11-02", review=True) for k in range(1200)], "1")
+    done = store.resolve_reviews([f"m{k:04d}" for k in range(1100)])
+    assert (done.changed, done.remaining) == (1100, 100)

@@ -133,7 +133,7 @@ def test_sqlite_downgrade_and_upgrade_keep_every_row(tmp_path):
     assert current_revision(store.engine) == "0001"
     assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
     migrate(store.engine)
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
     with store.engine.connect() as c:  # foreign keys are enforced again afterwards
         assert c.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
@@ -143,7 +143,7 @@ def test_sqlite_downgrade_and_upgrade_keep_every_row(tmp_path):
         config.attributes["connection"] = connection
         with pytest.raises(RuntimeError, match="foreign keys are on"):
             command.downgrade(config, "0001")
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     assert (count(store, feedback), count(store, feedback_themes)) == (2, 2)
     store.close()
 
