@@ -444,8 +444,13 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if result.conflicts else 0
 
 
+# Texts scored at a time by `labels select` (the predictor sorts each chunk by length).
+_SELECT_CHUNK = 4096
+
+
 def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
     import numpy as np
+    from tqdm import tqdm
 
     data = _training("data")
     selection = _training("selection")
@@ -478,17 +483,33 @@ def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
     options = predictor_options(settings)
     options["evidence"] = False  # only the scores matter here
     predictor = Predictor.from_path(resolve_model_path(args.model, settings.models_dir), **options)
-    predictions = predictor.predict(found.texts)
-    scores = np.array([[p.scores[t] for t in predictor.theme_ids] for p in predictions])
+    # Scored in chunks, keeping per text only its scores (a float32 row) and its answer: whole
+    # predictions of a large export would take gigabytes. The bar tells an hour's run from a hang.
+    scores = np.empty((len(found.texts), len(predictor.theme_ids)), dtype=np.float32)
+    answers: list[tuple[list[str], str, str | None]] = []
+    with tqdm(total=len(found.texts), desc="scoring", unit="text", file=sys.stderr) as bar:
+        for start in range(0, len(found.texts), _SELECT_CHUNK):
+            part = predictor.predict(found.texts[start : start + _SELECT_CHUNK])
+            for k, p in enumerate(part, start):
+                scores[k] = [p.scores[t] for t in predictor.theme_ids]
+                answers.append((p.themes, p.sentiment, p.lang))
+            bar.update(len(part))
     margin = selection.margins(scores, predictor.thresholds)
     chosen = selection.select(margin, args.n, args.random_share, seed=args.seed)
 
     tasks = []
     for i, why in chosen:
-        row = predictions[i].as_row(found.ids[i])
-        row.update(
-            text=found.texts[i], review_margin=round(float(margin[i]), 4), review_reasons=[why]
-        )
+        themes, sentiment, lang = answers[i]
+        row = {
+            "id": found.ids[i],
+            "text": found.texts[i],
+            "lang": lang,
+            "themes": themes,
+            "sentiment": sentiment,
+            "model_version": predictor.model_version,
+            "review_margin": round(float(margin[i]), 4),
+            "review_reasons": [why],
+        }
         tasks.append(review_task(row))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -120,3 +120,30 @@ def test_imported_selection_can_be_kept_out_of_dev_and_test(labels_dir, tmp_path
     args = ["labels", "import", str(new), "--labels", str(labels_dir), "--by", "t"]
     assert main([*args, "--train-only"]) == 0
     assert {splits.split_of(t, splits.load_manifest(manifest)) for t in texts} == {"train"}
+
+
+def test_labels_select_scores_in_chunks_with_the_same_choice(
+    tiny_bundle, small_labels, tmp_path, monkeypatch
+):
+    """Scoring a large export chunk by chunk (only scores and answers kept) must choose and
+    describe the same tasks as scoring it whole."""
+    import service.cli as cli
+
+    words = "refund delivery price privacy chatbot agent speed quality app bill login parcel"
+    texts = [
+        f"My {w} issue: {'really ' * k}bad, nobody answered." for k, w in enumerate(words.split())
+    ]
+    path = _write_jsonl(
+        tmp_path / "new.jsonl", [{"id": f"n{k}", "text": t} for k, t in enumerate(texts)]
+    )
+    outputs = []
+    for chunk in (10_000, 5):
+        monkeypatch.setattr(cli, "_SELECT_CHUNK", chunk)
+        out = tmp_path / f"tasks-{chunk}.json"
+        args = ["labels", "select", str(path), "-o", str(out), "--model", str(tiny_bundle)]
+        assert main([*args, "--n", "7", "--labels", str(small_labels)]) == 0
+        outputs.append(json.loads(out.read_text()))
+    whole, chunked = outputs
+    assert len(whole) == 7 and chunked == whole
+    for task in whole:  # each task describes its own text
+        assert task["data"]["text"] == texts[int(task["data"]["id"][1:])]
