@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -229,6 +230,8 @@ def _start_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    if address:
+        _check_reachable(ray, address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -242,6 +245,57 @@ def _start_ray(address: str | None) -> None:
     except (ConnectionError, RuntimeError, TimeoutError) as exc:
         where = f"at {address}" if address else "locally"
         raise InputError(f"cannot start or reach Ray {where}: {_first_line(exc)}") from None
+
+
+REACH_TIMEOUT_S = 5.0
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` (or ``[v6]:port``) of a Ray address; None when it is not one."""
+    host, sep, port = address.rpartition(":")
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.strip().isdigit():
+        return None
+    return host, int(port)
+
+
+def _check_reachable(ray, address: str) -> None:
+    """Fail fast when nothing listens at ``address``: ``ray.init`` would retry for minutes
+    before its own error. Checked for the forms that are a TCP endpoint: a cluster's
+    ``host:port`` (GCS) and a Ray Client ``ray://host:port``; ``auto``, ``local``, other
+    ``scheme://`` addresses and anything else are left to Ray. Ray connects to the machine's
+    network address for ``localhost:port``/``127.0.0.1:port``, so the address Ray will use is
+    tried too, and either accepting a connection is enough."""
+    if address in ("auto", "local"):
+        return
+    inner = address.removeprefix("ray://")
+    if "://" in inner:
+        return
+    target = _host_port(inner)
+    if target is None:
+        return  # Ray says what is wrong with it
+    targets = [target]
+    if not address.startswith("ray://"):
+        try:
+            canonical = ray._private.services.canonicalize_bootstrap_address(inner)
+        except Exception:  # only a check before Ray's own: Ray reports its errors itself
+            canonical = None
+        resolved = _host_port(canonical) if canonical else None
+        if resolved and resolved != target:
+            targets.append(resolved)
+    reasons = []
+    for host, port in targets:
+        try:
+            with socket.create_connection((host, port), timeout=REACH_TIMEOUT_S):
+                return
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            reasons.append(f"{host}:{port}: {reason}")
+    raise InputError(
+        f"cannot reach Ray at {address} ({'; '.join(reasons)}; waited up to "
+        f"{REACH_TIMEOUT_S:g} s): check --ray-address and that Ray is running there (a head "
+        "node listens on the port given to `ray start --head --port`, 6379 by default)"
+    )
 
 
 def actor_cpus(total_cpus: float, actors: int, local: bool) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 import re
@@ -54,6 +55,9 @@ class Record:
     number: int
     values: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    # Excel only: the columns whose cell holds a formula with no saved value (a workbook
+    # written by a script, never calculated), each to its cell ("C5"); their values are None.
+    formulas: dict[str, str] | None = None
 
 
 def input_format(path: Path) -> str:
@@ -69,9 +73,16 @@ class Reader:
     """Opens ``path`` and yields :class:`Record` lists of at most ``chunk_rows`` rows."""
 
     def __init__(
-        self, path: str | Path, encoding: str = "utf-8", delimiter: str | None = None
+        self,
+        path: str | Path,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        text_column: str | None = None,
     ) -> None:
+        """``text_column``: Excel only, a row whose text cell is a formula with no saved value
+        is kept (for the runner to report) even when it reads as blank."""
         self.path = Path(path)
+        self.text_column = text_column
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such file")
         self.format = input_format(self.path)
@@ -365,23 +376,106 @@ class Reader:
     def _xlsx_records(self) -> Iterator[Record]:
         workbook, sheet = self._xlsx_sheet()
         number = 0
+        rows = self._xlsx_rows(workbook, sheet)
         try:
-            rows = sheet.iter_rows(min_row=2, values_only=True)
             while True:
                 try:
-                    values = next(rows, None)
+                    row = next(rows, None)
                 except Exception as exc:  # a broken sheet shows only as its rows are parsed
                     raise InputError(
                         f"{self.path}: row {number + 1}: not readable ({type(exc).__name__}: {exc})"
                     ) from None
-                if values is None:
+                if row is None:
                     return
-                number += 1
-                if all(v is None for v in values):
+                number, values, formulas = row
+                # A blank row is skipped; so is one whose only cells are formulas with no saved
+                # value outside the text column (formulas filled down below the data): a row
+                # whose text cell is such a formula is the runner's to report.
+                if all(v is None for v in values) and (
+                    formulas is None or self.text_column not in formulas
+                ):
                     continue
-                padded = list(values) + [None] * (len(self.columns) - len(values))
                 yield Record(
-                    number, dict(zip(self.columns, padded[: len(self.columns)], strict=True))
+                    number, dict(zip(self.columns, values, strict=True)), formulas=formulas
                 )
         finally:
+            rows.close()
             workbook.close()
+
+    def _xlsx_rows(self, workbook, sheet) -> Iterator[tuple[int, list, dict[str, str] | None]]:
+        """(row number, values padded to the header, the columns whose cell is a formula with
+        no saved value to its cell) for each data row, from openpyxl's own row parser as
+        ``sheet.iter_rows`` runs it, but one that tells a formula never calculated from an
+        empty cell (both read as None): one streaming pass, see _formula_aware_parser."""
+        from openpyxl.utils import get_column_letter
+
+        width = len(self.columns)
+        try:
+            parser_class = _formula_aware_parser()
+            source_of, strings = sheet._get_source, sheet._shared_strings
+            formats = workbook._date_formats, workbook._timedelta_formats
+        except (ImportError, AttributeError):
+            # An openpyxl whose internals moved: read as before, formulas as empty cells.
+            yield from self._xlsx_plain_rows(sheet)
+            return
+        with source_of() as source:
+            parser = parser_class(
+                source,
+                strings,
+                data_only=True,
+                epoch=workbook.epoch,
+                date_formats=formats[0],
+                timedelta_formats=formats[1],
+            )
+            last = 1  # the header row
+            for index, cells in parser.parse():
+                if index <= last:
+                    continue  # the header, or a row out of order (iter_rows skips it too)
+                last = index
+                values: list[Any] = [None] * width
+                formulas = None
+                for cell in cells:
+                    column = cell["column"]
+                    if column > width:
+                        continue
+                    value = cell["value"]
+                    if value is _NO_SAVED_VALUE:
+                        formulas = formulas or {}
+                        formulas[self.columns[column - 1]] = f"{get_column_letter(column)}{index}"
+                        value = None
+                    values[column - 1] = value
+                yield index - 1, values, formulas  # data rows from 1: Excel's row 2 is row 1
+
+    def _xlsx_plain_rows(self, sheet) -> Iterator[tuple[int, list, None]]:
+        """Rows as ``sheet.iter_rows`` gives them (no formula detection), shaped as
+        ``_xlsx_rows``'s."""
+        width = len(self.columns)
+        for number, values in enumerate(sheet.iter_rows(min_row=2, values_only=True), 1):
+            padded = (list(values) + [None] * width)[:width]
+            yield number, padded, None
+
+
+# What a formula cell with no saved value reads as, in place of openpyxl's None.
+_NO_SAVED_VALUE = object()
+
+
+@functools.cache
+def _formula_aware_parser():
+    """openpyxl's worksheet parser with a formula cell that has no saved value (``<f>`` and
+    no ``<v>``: a workbook written by a script, never calculated by Excel) read as
+    ``_NO_SAVED_VALUE`` rather than None, which an empty cell also reads as. The check runs
+    only for cells that read as None, so the cost is nil for cells with values. Built on first
+    use (openpyxl is imported only for .xlsx input); it uses openpyxl's ``_reader`` module, as
+    its read-only worksheet does (openpyxl is pinned in constraints.txt, and
+    test_formats.py::test_xlsx_formula_cells_without_a_saved_value_are_bad_rows breaks if
+    this stops working)."""
+    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+
+    class FormulaAwareParser(WorkSheetParser):
+        def parse_cell(self, element):
+            cell = super().parse_cell(element)
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                cell["value"] = _NO_SAVED_VALUE
+            return cell
+
+    return FormulaAwareParser

@@ -4,8 +4,9 @@ Phase 1 reads the input in fixed chunks of rows. Each chunk's unique texts that 
 not scored yet are scored in one call; the predictions go to the run's cache and then to a
 chunk file, written atomically. A run that stops (Ctrl-C, kill -9, power loss) leaves its
 chunk files and cache in ``OUTPUT.cxwork/``; running the same command again skips the chunks
-that are done. Phase 2 reads the input again beside the chunk files and writes the output,
-the errors file and the report to temporary names, then renames them into place. Because
+that are done. Phase 2 reads the input again beside the chunk files and writes the output
+and the errors file to temporary names, then renames them into place (the report, made from
+the same pass, is written afterwards by the caller). Because
 chunks are fixed and the cache keeps the first prediction for each text, the output of an
 interrupted and resumed run is byte-identical to an uninterrupted one.
 """
@@ -170,7 +171,7 @@ class Job:
         self.store = store
         self.input = Path(input_path)
         self.output = Path(output_path)
-        self.reader = Reader(self.input, options.encoding, options.delimiter)
+        self.reader = Reader(self.input, options.encoding, options.delimiter, options.text_column)
         self.output_format = output_format(self.output)
         cols = self.reader.columns
         o = options
@@ -214,7 +215,10 @@ class Job:
         self.output_columns = cols if self.has_id else ["id", *cols]
         self.columns.check_collisions(self.output_columns, self.output_format, self.output)
         self.work = self.output.with_name(self.output.name + ".cxwork")
-        self.errors_path = self.output.with_name(self.output.stem + ".errors.csv")
+        # Named from the output's whole name, as the work folder and the temporary names are:
+        # outputs ``x.csv`` and ``x.parquet`` in one folder each keep their own errors file (a
+        # clean run removes its own stale one, never another output's).
+        self.errors_path = self.output.with_name(self.output.name + ".errors.csv")
         for what, path in (("output", self.output), ("errors file", self.errors_path)):
             if path.resolve() == self.input.resolve():
                 raise InputError(
@@ -276,6 +280,18 @@ class Job:
     def _problem(self, record: Record) -> str | None:
         if record.problem:
             return record.problem
+        if record.formulas:  # Excel: read as None, which would say "empty text"/"missing id"
+            for what, column in (
+                ("text", self.options.text_column),
+                ("id", self.id_column if self.has_id else None),
+                ("date", self.date_column),
+            ):
+                if column in record.formulas:
+                    return (
+                        f"{what} cell {record.formulas[column]} holds a formula with no saved "
+                        "value (the workbook was never calculated); open and save it in Excel, "
+                        "or export it as CSV"
+                    )
         if self.options.text_column not in record.values:
             return f"no {self.options.text_column!r} field"
         text = record.values.get(self.options.text_column)

@@ -1,7 +1,8 @@
 """The bad input catalogue, batch half (issue 9): ``cxthemes score`` (service.batch) and
 ``cxthemes labels import``. Every item ends in a clear message naming the file and row (exit
-status 2 for a file that cannot be read, a row in ``OUTPUT.errors.csv`` for a bad row while
-the run goes on) or in a defined result; never a traceback, a hang or lost rows.
+status 2 for a file that cannot be read, a row in ``OUTPUT.errors.csv``, e.g.
+``out.csv.errors.csv``, for a bad row while the run goes on) or in a defined result; never a
+traceback, a hang or lost rows.
 
 The HTTP half is in tests/service/api/test_bad_inputs.py. What test_formats.py,
 test_runner.py and tests/training/test_label_import.py already assert (a blank JSONL text,
@@ -382,7 +383,7 @@ def test_ragged_rows_are_bad_rows_naming_the_row(tiny_bundle, tmp_path, capsys):
     assert f"{src}: row 2: 2 fields where the header has 3; skipped" in err
     assert f"{src}: row 3: 4 fields where the header has 3; skipped" in err
     assert [r["id"] for r in read_jsonl(out)] == ["1", "4"]
-    assert (tmp_path / "out.errors.csv").read_text().splitlines()[1:] == [
+    assert (tmp_path / "out.jsonl.errors.csv").read_text().splitlines()[1:] == [
         "2,,2 fields where the header has 3",
         "3,,4 fields where the header has 3",
     ]
@@ -538,13 +539,13 @@ def test_ids_and_dates_the_store_cannot_take_are_bad_rows_with_record(predictor,
 
 
 # -- options and paths that would lose or mix up data ---------------------------------------
-@pytest.mark.parametrize("target", ["in.csv", "in.errors.csv"])
+@pytest.mark.parametrize("target", ["in.csv", "in.csv.errors.csv"])
 def test_an_output_or_errors_file_over_the_input_is_refused(tiny_bundle, tmp_path, capsys, target):
     src = write_csv(tmp_path / "in.csv", ["id", "text"], [["1", "Slow app"], ["2", ""]])
     before = src.read_bytes()
     out = tmp_path / ("in.csv" if target == "in.csv" else "in.jsonl")
-    if target == "in.errors.csv":  # an input named like the output's errors file
-        src = src.rename(tmp_path / "in.errors.csv")
+    if target == "in.csv.errors.csv":  # an input named like the output's errors file
+        src = src.rename(tmp_path / "in.csv.errors.csv")
         out = tmp_path / "in.csv"
     code, err = score_cli(tiny_bundle, capsys, src, out)
     assert code == 2 and "would overwrite the input" in err

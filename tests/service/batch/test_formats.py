@@ -124,6 +124,98 @@ def test_excel_in_and_out(predictor, tmp_path):
     assert [r[0] for r in rows[1:]] == ["x1", "x2"]
 
 
+def _with_saved_value(path, cell, value):
+    """``path`` as Excel would save it after calculating ``cell``'s formula: its ``<v>``."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        parts = {name: z.read(name) for name in z.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    sheet, n = re.subn(
+        rf'<c r="{cell}"([^>]*)><f>(.*?)</f><v\s*/?>(</v>)?',
+        rf'<c r="{cell}"\1 t="str"><f>\2</f><v>{value}</v>',
+        sheet,
+    )
+    assert n == 1, sheet
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+def test_xlsx_formula_cells_without_a_saved_value_are_bad_rows(predictor, tmp_path):
+    """A workbook written by a script holds formulas Excel never calculated: openpyxl reads them
+    as None, which is not an empty text or a missing id; the reason names the cell."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["id", "channel", "text"])
+    sheet.append(["r1", "app", "The app is slow"])
+    sheet.append(["r2", "web", '=B3&" checkout is broken"'])  # C3: never calculated
+    sheet.append(['="r"&3', "web", "Too expensive"])  # A4: never calculated
+    sheet.append(["r4", "web", ""])  # really empty
+    sheet.append(["r5", "web", '=B6&" app crashes"'])  # C6: calculated and saved, below
+    sheet.append(["r6", '="a"&"pp"', "Support never answers"])  # B7: another column
+    sheet.append([None, '="w"&"eb"', None])  # only B8, filled down below the data: blank
+    sheet.append([None, None, '="late "&"delivery"'])  # only C9, the text: reported
+    book.save(tmp_path / "in.xlsx")
+    _with_saved_value(tmp_path / "in.xlsx", "C6", "web app crashes")
+
+    summary = run(predictor, tmp_path / "in.xlsx", tmp_path / "out.jsonl")
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [(r["id"], r["text"]) for r in rows] == [
+        ("r1", "The app is slow"),
+        ("r5", "web app crashes"),
+        ("r6", "Support never answers"),
+    ]
+    with summary.errors_path.open(encoding="utf-8") as fh:
+        errors = [(e["row"], e["id"], e["reason"]) for e in csv.DictReader(fh)]
+    hint = "holds a formula with no saved value (the workbook was never calculated); open and "
+    assert errors == [
+        ("2", "r2", f"text cell C3 {hint}save it in Excel, or export it as CSV"),
+        ("3", "", f"id cell A4 {hint}save it in Excel, or export it as CSV"),
+        ("4", "r4", "empty text"),
+        ("8", "", f"text cell C9 {hint}save it in Excel, or export it as CSV"),
+    ]
+    # The date column's cell too (a date read as None would be taken as no date).
+    from service.batch.readers import Record
+
+    (tmp_path / "dated.csv").write_text("id,text,created_at\n", encoding="utf-8")
+    job = Job(predictor, tmp_path / "dated.csv", tmp_path / "dated.jsonl", ScoreOptions())
+    values = {"id": "r5", "text": "ok", "created_at": None}
+    record = Record(5, values, formulas={"created_at": "C6"})
+    assert job._problem(record).startswith("date cell C6 holds a formula with no saved value")
+
+
+def test_xlsx_reads_without_formula_detection_if_openpyxl_internals_move(tmp_path, monkeypatch):
+    """The formula check uses openpyxl's private parser; an openpyxl without it must still
+    read workbooks (formulas with no saved value then read as empty, as before)."""
+    from openpyxl import Workbook
+
+    from service.batch import readers
+
+    book = Workbook()
+    book.active.append(["id", "text"])
+    book.active.append(["r1", "The app is slow"])
+    book.active.append(["r2", '="never"&" calculated"'])
+    book.active.append([None, None])
+    book.active.append(["r4", "Too expensive"])
+    book.save(tmp_path / "in.xlsx")
+
+    def moved():
+        raise ImportError("cannot import name 'WorkSheetParser'")
+
+    monkeypatch.setattr(readers, "_formula_aware_parser", moved)
+    records = [r for chunk in readers.Reader(tmp_path / "in.xlsx").chunks(10) for r in chunk]
+    assert [(r.number, r.values["id"], r.values["text"], r.formulas) for r in records] == [
+        (1, "r1", "The app is slow", None),
+        (2, "r2", None, None),
+        (4, "r4", "Too expensive", None),
+    ]
+
+
 def test_no_id_column_numbers_the_rows(predictor, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("text\nfirst\n\nsecond\n", encoding="utf-8")

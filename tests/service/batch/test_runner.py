@@ -242,6 +242,33 @@ def test_record_is_idempotent_and_report_is_written(predictor, tmp_path):
     assert "| theme | items | share |" in written[0].read_text()
 
 
+def test_two_outputs_in_one_folder_keep_their_own_side_files(predictor, tmp_path):
+    """``x.csv`` and ``x.parquet`` beside each other: each has its own errors file, work folder
+    and temporary name, and a clean run of one leaves the other's errors file alone."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id": "r1", "text": "The app is slow"}\n{"id": "r2", "text": ""}\n', encoding="utf-8"
+    )
+    good = tmp_path / "good.jsonl"
+    write_input(good, 3)
+    jobs = {
+        name: Job(predictor, bad if name == "x.csv" else good, tmp_path / name, ScoreOptions())
+        for name in ("x.csv", "x.parquet")
+    }
+    sides = [
+        {job.errors_path, job.work, job.output.with_name(job.output.name + ".partial")}
+        for job in jobs.values()
+    ]
+    assert not sides[0] & sides[1]
+    summary = jobs["x.csv"].run(progress=False)
+    assert summary.errors == 1 and summary.errors_path == tmp_path / "x.csv.errors.csv"
+    kept = summary.errors_path.read_text(encoding="utf-8")
+    clean = jobs["x.parquet"].run(progress=False)
+    assert clean.errors == 0 and clean.errors_path is None
+    assert summary.errors_path.read_text(encoding="utf-8") == kept  # not deleted or replaced
+    assert not (tmp_path / "x.parquet.errors.csv").exists()
+
+
 def test_kill_9_then_rerun_gives_identical_output(tiny_bundle, tmp_path):
     src = tmp_path / "big.jsonl"
     write_input(src, 6000)
