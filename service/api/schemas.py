@@ -152,7 +152,6 @@ class ClassifyItem(BaseModel):
         None, description="Free keys such as channel, segment, created_at, lang."
     )
 
-
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
