@@ -79,6 +79,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     base = args.base_model or settings.base_model
     if _looks_local(base) and not Path(base).exists():
         raise CLIError(f"base model {base} not found: run 'cxthemes base-model' first")
+    if Path(base).exists() and not (Path(base) / "config.json").is_file():
+        # Else transformers answers with an unrelated message (install sentencepiece...).
+        raise CLIError(
+            f"base model {base} is not a model folder (no config.json): give a Hugging Face "
+            "model id or a folder saved with save_pretrained, or run 'cxthemes base-model'"
+        )
     # Only options given on the command line override TrainConfig's defaults (one source).
     overrides = {
         "epochs": args.epochs,
@@ -150,6 +156,17 @@ def _int_at_least(minimum: int):
         return number
 
     return parse
+
+
+def _positive_float(value: str) -> float:
+    """An argparse type: a finite number above 0 (``--epochs 0`` would train nothing)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return number
 
 
 def _looks_local(name: str) -> bool:
@@ -438,6 +455,14 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.train_only and result.texts:
         splits = _training("splits")
+        labels_root = Path(args.labels or settings.labels_dir).resolve()
+        if not labels_root.is_relative_to(splits.SPLITS_FILE.parent):
+            # One frozen manifest serves every labels folder (train and evaluate read it).
+            print(
+                f"note: the train split is recorded in {splits.SPLITS_FILE}, beside the code, "
+                f"not in {labels_root}: keep that file with these labels",
+                file=sys.stderr,
+            )
         recorded = splits.record_split(result.texts, "train", splits.SPLITS_FILE)
         already = len(result.texts) - recorded
         print(f"{recorded} recorded as train in the frozen splits; {already} were already there")
@@ -607,7 +632,16 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
 
     champion = current_version(settings.models_dir)
     checked_against = champion  # what the registry must still say when we switch
-    challenger = _bundle_path(settings, args.version).name
+    path = _bundle_path(settings, args.version)
+    models_dir = Path(settings.models_dir).resolve()
+    if path.parent != models_dir:
+        # The registry names a model by its folder in the models folder: a bundle elsewhere
+        # would be taken for the one of the same name there (or for none).
+        raise CLIError(
+            f"{path} is not in the models folder {models_dir}: copy it there first "
+            f"(cp -r {path} {models_dir}/), then promote it by its name"
+        )
+    challenger = path.name
     if champion == challenger:
         print(f"{challenger} is already current")
         return 0
@@ -990,9 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model bundle on the labelled data")
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
     p.add_argument("--base-model", help="Hugging Face id or local path of the encoder")
-    p.add_argument("--epochs", type=float, help="training epochs (default 4)")
+    p.add_argument("--epochs", type=_positive_float, help="training epochs (default 4)")
     p.add_argument("--lr", type=float, help="encoder learning rate (default 1.5e-4)")
-    p.add_argument("--batch-size", type=int, help="per device (default 16)")
+    p.add_argument("--batch-size", type=_int_at_least(1), help="per device (default 16)")
     p.add_argument("--max-length", type=int, help="tokens per training text (default 128)")
     seed = p.add_mutually_exclusive_group()
     seed.add_argument("--seed", type=int, help="random seed (default 29)")
@@ -1065,9 +1099,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: the teacher's outputs only)",
     )
     p.add_argument("--labels", help="folder or JSONL file of labelled items")
-    p.add_argument("--epochs", type=float, help="training epochs (default 3)")
+    p.add_argument("--epochs", type=_positive_float, help="training epochs (default 3)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
-    p.add_argument("--batch-size", type=int, help="per device (default 16)")
+    p.add_argument("--batch-size", type=_int_at_least(1), help="per device (default 16)")
     p.add_argument("--seed", type=int, help="random seed (default 29)")
     p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
     p.add_argument("--version", help="bundle version id (default: <teacher>-student<N>)")
@@ -1345,6 +1379,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args, get_settings())
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (training cleans up after it)
+        wrote = "; nothing was written" if args.command in ("train", "distill") else ""
+        print(f"cxthemes {args.command}: interrupted{wrote}", file=sys.stderr)
+        return 130
     except ValidationError as exc:  # a bad setting: named, without its value (it may be a key)
         for error in exc.errors(include_input=False, include_url=False):
             where = ".".join(str(part) for part in error["loc"])

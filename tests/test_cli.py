@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
+from service.core.config import get_settings
 from tests.conftest import LABELS, read_jsonl
 
 
@@ -452,3 +453,55 @@ def test_models_compare_names_an_empty_data_file(small_labels, tmp_path, capsys)
     args = ["models", "compare", "a", "b", "--labels", str(small_labels), "--data", str(empty)]
     assert main(args) == 2
     assert f"{empty}: no labelled items to compare on" in _one_line_error(capsys, "models")
+
+
+def test_train_names_a_base_model_folder_that_is_no_model_and_a_missing_labels_folder(
+    tiny_base, small_labels, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("CXTHEMES_MODELS_DIR", str(tmp_path / "models"))
+    get_settings.cache_clear()
+    try:
+        empty = tmp_path / "emptybase"
+        empty.mkdir()
+        args = ["train", "--max-steps", "1", "--no-baselines", "--version", "v1"]
+        assert main([*args, "--base-model", str(empty), "--labels", str(small_labels)]) == 2
+        err = capsys.readouterr().err
+        assert "is not a model folder (no config.json)" in err and "sentencepiece" not in err
+        missing = tmp_path / "labls"  # a typo
+        assert main([*args, "--base-model", str(tiny_base), "--labels", str(missing)]) == 2
+        assert f"labels folder {missing} does not exist" in capsys.readouterr().err
+        assert main(["labels", "check", "--labels", str(missing)]) == 2
+        assert "does not exist" in capsys.readouterr().err
+        assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+@pytest.mark.parametrize(
+    "option", [["--epochs", "0"], ["--epochs", "-2"], ["--epochs", "nan"], ["--batch-size", "0"]]
+)
+def test_training_options_that_would_train_nothing_are_refused(command, option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cxthemes {command}: error: argument {option[0]}: must be" in err
+
+
+def test_training_options_accept_a_fraction_of_an_epoch():
+    from service.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--epochs", "0.5", "--batch-size", "1"])
+    assert args.epochs == 0.5 and args.batch_size == 1
+
+
+def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
+    import service.cli
+
+    def interrupted(args, settings):
+        raise KeyboardInterrupt  # Ctrl-C
+
+    monkeypatch.setattr(service.cli, "cmd_train", interrupted)
+    assert main(["train"]) == 130
+    assert capsys.readouterr().err == "cxthemes train: interrupted; nothing was written\n"

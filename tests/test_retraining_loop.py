@@ -141,3 +141,21 @@ def test_the_whole_loop(workspace, tiny_base, tmp_path, capsys):
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
     assert "| current | champion |" in listing and "promote (forced)" in listing
+
+
+def test_promote_refuses_a_bundle_outside_the_models_folder(workspace, tiny_base, tmp_path, capsys):
+    """The registry names models by their folder in the models folder: a bundle given by a path
+    elsewhere was taken for the same-named folder there, which was then promoted instead."""
+    _, models = workspace
+    train(tiny_base, "first")
+    elsewhere = tmp_path / "colleague" / "cx-ana"
+    shutil.copytree(models / "first", elsewhere)
+    shutil.copytree(models / "first", models / "cx-ana")  # same name, another bundle
+    capsys.readouterr()
+    assert main(["models", "promote", str(elsewhere), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "is not in the models folder" in err and str(elsewhere) in err
+    assert current_version(models) == "first"
+    # By its name, or by its path inside the models folder, it is promoted.
+    assert main(["models", "promote", str(models / "cx-ana"), "--force"]) == 0
+    assert current_version(models) == "cx-ana"

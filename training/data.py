@@ -161,9 +161,15 @@ def origin_of(source: str) -> str:
 
 
 def find_label_files(root: Path) -> list[Path]:
-    """All ``*.jsonl`` files under ``root`` (or ``root`` itself if it is a file), sorted."""
+    """All ``*.jsonl`` files under ``root`` (or ``root`` itself if it is a file), sorted.
+    A ``root`` that does not exist is an error, not an empty set of labels: a mistyped
+    ``--labels`` or ``CXTHEMES_LABELS_DIR`` must not train, evaluate or import against nothing."""
     if root.is_file():
         return [root]
+    if not root.is_dir():
+        raise ValueError(
+            f"labels folder {root} does not exist (check --labels or CXTHEMES_LABELS_DIR)"
+        )
     return sorted(p for p in root.rglob("*.jsonl") if p.is_file())
 
 

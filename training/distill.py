@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +48,12 @@ from training.label_import import near_key
 from training.train import (
     TrainConfig,
     _dataset,
+    _finite,
+    check_schedule,
     evaluate_predictor,
     fit,
     token_dataset,
+    version_run,
     write_bundle,
 )
 
@@ -215,6 +217,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     """Train a student of ``config.teacher``; return its bundle path and whether it shipped
     (None on non-main ranks of a distributed run)."""
     started = time.monotonic()
+    check_schedule(config)
     models_dir = Path(config.models_dir)
     teacher_path = resolve_model_path(config.teacher or None, models_dir)
     teacher_bundle = load_bundle(teacher_path, backend="torch")
@@ -246,136 +249,139 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         raise ValueError(f"need train and dev items, got {[len(v) for v in splits.values()]}")
     set_seed(config.seed)
     version = config.version or f"{teacher_bundle.version}-student{config.student_layers}"
-    bundle_path = check_new_version(
-        models_dir, version, protected=(Path(teacher_path).resolve().name,)
-    )
+    protected = (Path(teacher_path).resolve().name,)
+    # Checked before the teacher's targets are computed, and again once this run owns the
+    # version (another run may have made it current meanwhile).
+    check_new_version(models_dir, version, protected=protected)
+    with version_run(models_dir, version) as work_dir:
+        bundle_path = check_new_version(models_dir, version, protected=protected)
 
-    labelled = {normalise_for_dedup(i.text) for i in items}
-    labelled |= {near for i in items if (near := near_key(i.text))}
-    pool = [i.text for i in splits["train"]] + unlabelled_texts(config, labelled)
-    log.info("teacher %s: soft targets for %d texts", teacher_bundle.version, len(pool))
-    # The teacher's fastest exact backend (fp32 ONNX when exported) labels the pool.
-    prefix = teacher_meta.get("text_prefix", "")
-    tokenizer = teacher_bundle.tokenizer
-    targets = averaged_targets(
-        [teacher_path, *extra_paths], pool, prefix, tokenizer, config.max_length
-    )
-    blend_gold_labels(targets, splits["train"], taxonomy, config.label_weight)
-
-    student, kept = make_student(teacher_bundle.model, config.student_layers)
-    teacher_ffn = teacher_bundle.model.encoder.config.intermediate_size
-    if config.student_ffn and config.student_ffn != teacher_ffn:
-        ranking = pool[:: max(1, len(pool) // config.ffn_ranking_texts)][: config.ffn_ranking_texts]
-        batches = [
-            _encode(tokenizer, ranking[start : start + 32], prefix, config.max_length)
-            for start in range(0, len(ranking), 32)
-        ]
-        prune_ffn(student, config.student_ffn, ffn_importance(student.eval(), batches))
-    student.sentiment_loss_weight = config.sentiment_loss_weight
-    if config.encoder_dropout is not None:
-        student.set_encoder_dropout(config.encoder_dropout)
-    frozen = student.freeze_embeddings() if config.freeze_embeddings else 0
-    log.info(
-        "student: layers %s of %d, feed-forward %d of %d, %d trainable parameters (frozen %d)",
-        kept,
-        teacher_bundle.model.encoder.config.num_hidden_layers,
-        student.encoder.config.intermediate_size,
-        teacher_ffn,
-        sum(p.numel() for p in student.parameters() if p.requires_grad),
-        frozen,
-    )
-    train_ds = token_dataset(
-        pool,
-        tokenizer,
-        prefix,
-        config.max_length,
-        theme_labels=targets["themes"].tolist(),
-        sentiment_labels=targets["sentiment"].tolist(),
-        teacher_pooled=targets["pooled"].tolist(),
-    )
-    dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
-    work_dir = models_dir / ".checkpoints" / version
-    wrapped = _Student(student, config.pooled_loss_weight)
-    trainer = fit(wrapped, tokenizer, train_ds, dev_ds, config, work_dir)
-    if trainer is None:
-        return None
-
-    teacher_metrics = teacher_meta.get("metrics", {})
-    same_data = teacher_meta.get("training_data", {}).get("fingerprint") == fingerprint(items)
-    baselines = (
-        {k: v for k, v in teacher_metrics.items() if k != "model"}
-        if same_data
-        else config.baselines
-    )
-    if same_data:
-        teacher_model = teacher_metrics.get("model", {})
-    else:
-        # The labels changed since the teacher's card: its figures are for another test
-        # split. Score it on this one, or the gate could never pass.
-        log.info("teacher %s: scoring it on the current test split", teacher_bundle.version)
-        teacher_model = evaluate_predictor(
-            Predictor(teacher_bundle, max_length=config.max_length), splits["test"]
+        labelled = {normalise_for_dedup(i.text) for i in items}
+        labelled |= {near for i in items if (near := near_key(i.text))}
+        pool = [i.text for i in splits["train"]] + unlabelled_texts(config, labelled)
+        log.info("teacher %s: soft targets for %d texts", teacher_bundle.version, len(pool))
+        # The teacher's fastest exact backend (fp32 ONNX when exported) labels the pool.
+        prefix = teacher_meta.get("text_prefix", "")
+        tokenizer = teacher_bundle.tokenizer
+        targets = averaged_targets(
+            [teacher_path, *extra_paths], pool, prefix, tokenizer, config.max_length
         )
-    teacher_f1 = teacher_model.get("macro_f1")
-    teacher_sentiment = teacher_model.get("sentiment", {}).get("accuracy")
-    distillation = {
-        "teacher": teacher_bundle.version,
-        "extra_teachers": extra_versions,
-        "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
-        "layers_kept": kept,
-        "teacher_ffn": teacher_ffn,
-        "student_ffn": student.encoder.config.intermediate_size,
-        "soft_target_texts": len(pool),
-        "unlabelled_texts": len(pool) - len(splits["train"]),
-        "teacher_macro_f1": teacher_f1,
-        "teacher_sentiment_accuracy": teacher_sentiment,
-        "max_f1_loss": config.max_f1_loss,
-        "max_sentiment_loss": config.max_sentiment_loss,
-        "sentiment_loss_weight": config.sentiment_loss_weight,
-        "label_weight": config.label_weight,
-    }
+        blend_gold_labels(targets, splits["train"], taxonomy, config.label_weight)
 
-    def gate(meta: dict) -> None:
-        """Record the student's figures and whether it ships, before the bundle is written."""
-        student = meta["metrics"].get("model", {})
-        student_f1 = student.get("macro_f1")
-        student_sentiment = student.get("sentiment", {}).get("accuracy")
-        distillation["student_macro_f1"] = student_f1
-        distillation["student_sentiment_accuracy"] = student_sentiment
-        distillation["ships"] = (
-            None not in (teacher_f1, student_f1, teacher_sentiment, student_sentiment)
-            and teacher_f1 - student_f1 <= config.max_f1_loss
-            and teacher_sentiment - student_sentiment <= config.max_sentiment_loss
+        student, kept = make_student(teacher_bundle.model, config.student_layers)
+        teacher_ffn = teacher_bundle.model.encoder.config.intermediate_size
+        if config.student_ffn and config.student_ffn != teacher_ffn:
+            ranking = pool[:: max(1, len(pool) // config.ffn_ranking_texts)][
+                : config.ffn_ranking_texts
+            ]
+            batches = [
+                _encode(tokenizer, ranking[start : start + 32], prefix, config.max_length)
+                for start in range(0, len(ranking), 32)
+            ]
+            prune_ffn(student, config.student_ffn, ffn_importance(student.eval(), batches))
+        student.sentiment_loss_weight = config.sentiment_loss_weight
+        if config.encoder_dropout is not None:
+            student.set_encoder_dropout(config.encoder_dropout)
+        frozen = student.freeze_embeddings() if config.freeze_embeddings else 0
+        log.info(
+            "student: layers %s of %d, feed-forward %d of %d, %d trainable parameters (frozen %d)",
+            kept,
+            teacher_bundle.model.encoder.config.num_hidden_layers,
+            student.encoder.config.intermediate_size,
+            teacher_ffn,
+            sum(p.numel() for p in student.parameters() if p.requires_grad),
+            frozen,
         )
+        train_ds = token_dataset(
+            pool,
+            tokenizer,
+            prefix,
+            config.max_length,
+            theme_labels=targets["themes"].tolist(),
+            sentiment_labels=targets["sentiment"].tolist(),
+            teacher_pooled=targets["pooled"].tolist(),
+        )
+        dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
+        wrapped = _Student(student, config.pooled_loss_weight)
+        trainer = fit(wrapped, tokenizer, train_ds, dev_ds, config, work_dir)
+        if trainer is None:
+            return None
 
-    write_bundle(
-        trainer.model.student.to("cpu").eval(),
-        tokenizer,
-        config,
-        taxonomy,
-        items,
-        splits,
-        prefix,
-        bundle_path,
-        train_seconds=time.monotonic() - started,
-        best_metric=trainer.state.best_metric,
-        baselines=baselines,
-        extra_meta={"distillation": distillation},
-        before_save=gate,
-    )
-    shutil.rmtree(work_dir, ignore_errors=True)
-    ships, student_f1 = distillation["ships"], distillation["student_macro_f1"]
-    if ships and config.make_current:
-        set_current_version(models_dir, bundle_path.name, "distill")
-    log.info(
-        "wrote %s in %.0f s: macro F1 %s (teacher %s); %s",
-        bundle_path,
-        time.monotonic() - started,
-        student_f1,
-        teacher_f1,
-        "ships" if ships else "does not ship",
-    )
-    return bundle_path, ships
+        teacher_metrics = teacher_meta.get("metrics", {})
+        same_data = teacher_meta.get("training_data", {}).get("fingerprint") == fingerprint(items)
+        baselines = (
+            {k: v for k, v in teacher_metrics.items() if k != "model"}
+            if same_data
+            else config.baselines
+        )
+        if same_data:
+            teacher_model = teacher_metrics.get("model", {})
+        else:
+            # The labels changed since the teacher's card: its figures are for another test
+            # split. Score it on this one, or the gate could never pass.
+            log.info("teacher %s: scoring it on the current test split", teacher_bundle.version)
+            teacher_model = evaluate_predictor(
+                Predictor(teacher_bundle, max_length=config.max_length), splits["test"]
+            )
+        teacher_f1 = teacher_model.get("macro_f1")
+        teacher_sentiment = teacher_model.get("sentiment", {}).get("accuracy")
+        distillation = {
+            "teacher": teacher_bundle.version,
+            "extra_teachers": extra_versions,
+            "teacher_layers": teacher_bundle.model.encoder.config.num_hidden_layers,
+            "layers_kept": kept,
+            "teacher_ffn": teacher_ffn,
+            "student_ffn": student.encoder.config.intermediate_size,
+            "soft_target_texts": len(pool),
+            "unlabelled_texts": len(pool) - len(splits["train"]),
+            "teacher_macro_f1": teacher_f1,
+            "teacher_sentiment_accuracy": teacher_sentiment,
+            "max_f1_loss": config.max_f1_loss,
+            "max_sentiment_loss": config.max_sentiment_loss,
+            "sentiment_loss_weight": config.sentiment_loss_weight,
+            "label_weight": config.label_weight,
+        }
+
+        def gate(meta: dict) -> None:
+            """Record the student's figures and whether it ships, before the bundle is written."""
+            student = meta["metrics"].get("model", {})
+            student_f1 = student.get("macro_f1")
+            student_sentiment = student.get("sentiment", {}).get("accuracy")
+            distillation["student_macro_f1"] = student_f1
+            distillation["student_sentiment_accuracy"] = student_sentiment
+            distillation["ships"] = (
+                None not in (teacher_f1, student_f1, teacher_sentiment, student_sentiment)
+                and teacher_f1 - student_f1 <= config.max_f1_loss
+                and teacher_sentiment - student_sentiment <= config.max_sentiment_loss
+            )
+
+        write_bundle(
+            trainer.model.student.to("cpu").eval(),
+            tokenizer,
+            config,
+            taxonomy,
+            items,
+            splits,
+            prefix,
+            bundle_path,
+            train_seconds=time.monotonic() - started,
+            best_metric=_finite(trainer.state.best_metric),
+            baselines=baselines,
+            extra_meta={"distillation": distillation},
+            before_save=gate,
+        )
+        ships, student_f1 = distillation["ships"], distillation["student_macro_f1"]
+        if ships and config.make_current:
+            set_current_version(models_dir, bundle_path.name, "distill")
+        log.info(
+            "wrote %s in %.0f s: macro F1 %s (teacher %s); %s",
+            bundle_path,
+            time.monotonic() - started,
+            student_f1,
+            teacher_f1,
+            "ships" if ships else "does not ship",
+        )
+        return bundle_path, ships
 
 
 def check_same_inputs(teacher_meta: dict, path: Path) -> str:

@@ -7,12 +7,15 @@ and the per-theme thresholds; the test split is never seen until the final evalu
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import math
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +90,89 @@ class TrainConfig:
     baselines: bool = True
     taxonomy_path: Path | None = None  # default: labels/taxonomy.yaml
     extra: dict = field(default_factory=dict)
+
+
+class VersionBusyError(ValueError):
+    """Another process is training (or distilling) the same version right now."""
+
+
+def _is_main_process() -> bool:
+    """Not a secondary rank of a ``torchrun`` / ``accelerate launch`` run (those share the
+    main process's version and work folder, which only the main process owns)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _lock_version(checkpoints: Path, version: str) -> tuple[int, Path]:
+    """Take the exclusive, non-blocking lock ``<checkpoints>/<version>.lock``: its open file
+    descriptor and path, or :class:`VersionBusyError` if another process holds it. ``flock``
+    is released by the kernel when its holder dies, so a killed run never blocks a rerun."""
+    path = checkpoints / f"{version}.lock"
+    while True:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # another run removed the empty folder meanwhile: again
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise VersionBusyError(
+                f"version {version} is being trained by another process; wait for it to "
+                "finish or choose another --version"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder may have finished and removed the file between our open and our lock:
+        # then we hold a lock on a file no one else can see. Only the named file counts.
+        try:
+            ours = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            return fd, path
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def version_run(models_dir: Path, version: str) -> Iterator[Path]:
+    """Own ``version`` for one training run: hold its lock (a second run of the same version
+    fails at once with :class:`VersionBusyError`), yield the run's work folder
+    (``.checkpoints/<version>``) and, however the run ends (done, failed or interrupted),
+    remove the work folder, a half-written ``<version>.partial`` bundle and the lock.
+    A secondary rank of a distributed run takes no lock and removes nothing."""
+    checkpoints = Path(models_dir) / ".checkpoints"
+    work_dir = checkpoints / version
+    if not _is_main_process():
+        yield work_dir
+        return
+    fd, lock_path = _lock_version(checkpoints, version)
+    try:
+        yield work_dir
+    finally:
+        try:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            shutil.rmtree(Path(models_dir) / f"{version}.partial", ignore_errors=True)
+            lock_path.unlink(missing_ok=True)  # while still held: no one else has taken it
+        finally:
+            os.close(fd)  # releases the lock
+        with contextlib.suppress(OSError):  # not empty: other runs' work or locks
+            checkpoints.rmdir()
+
+
+def check_schedule(config: TrainConfig) -> None:
+    """``ValueError`` for a run that would train nothing: no steps and no positive number of
+    epochs, or batches of fewer than one item (the CLI refuses these as it parses)."""
+    if config.batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {config.batch_size}")
+    if config.max_steps <= 0 and not config.epochs > 0:
+        raise ValueError(f"epochs must be more than 0, got {config.epochs}")
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` if it is a finite number, else None (bundle.json is JSON: no NaN or inf)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 class LossProgressCallback(ProgressCallback):
@@ -264,6 +350,7 @@ def train(config: TrainConfig) -> Path | None:
     and the other processes return None.
     """
     started = time.monotonic()
+    check_schedule(config)
     taxonomy = load_taxonomy(config.taxonomy_path)
     items, problems = load_items(find_label_files(Path(config.labels)), taxonomy)
     if problems.errors:
@@ -282,59 +369,64 @@ def train(config: TrainConfig) -> Path | None:
     prefix = _prefix_for(config.base_model, config.text_prefix)
     version = config.version or datetime.now(UTC).strftime("cx-%Y%m%d-%H%M%S")
     models_dir = Path(config.models_dir)
-    # save_bundle replaces a folder by removing it first: checked before hours of training.
-    bundle_path = check_new_version(models_dir, version)
-    work_dir = models_dir / ".checkpoints" / version
+    # save_bundle replaces a folder by removing it first: checked before hours of training,
+    # and again once this run owns the version (another may have made it current meanwhile).
+    check_new_version(models_dir, version)
+    with version_run(models_dir, version) as work_dir:
+        bundle_path = check_new_version(models_dir, version)
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
-    train_ds = _dataset(splits["train"], taxonomy, tokenizer, prefix, config.max_length)
-    dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
-    seeds = list(config.seeds) or [config.seed]
-    if len(seeds) > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("a seed search runs on one process; launch one run per seed instead")
+        tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+        train_ds = _dataset(splits["train"], taxonomy, tokenizer, prefix, config.max_length)
+        dev_ds = _dataset(splits["dev"], taxonomy, tokenizer, prefix, config.max_length)
+        seeds = list(config.seeds) or [config.seed]
+        if len(seeds) > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("a seed search runs on one process; launch one run per seed instead")
 
-    best: tuple[float, int, torch.nn.Module] | None = None
-    runs: list[dict] = []
-    for seed in seeds:
-        set_seed(seed)
-        model = _new_model(config, taxonomy, splits["train"])
-        run_dir = work_dir / f"seed-{seed}" if len(seeds) > 1 else work_dir
-        trainer = fit(model, tokenizer, train_ds, dev_ds, replace(config, seed=seed), run_dir)
-        if trainer is None:
-            return None
-        model, score = trainer.model.to("cpu").eval(), trainer.state.best_metric
-        if len(seeds) > 1:
-            run = {"seed": seed, "best_dev_selection": score}
-            run.update(_test_figures(model, tokenizer, splits, taxonomy, prefix, config))
-            runs.append(run)
-            log.info("seed %d: %s", seed, run)
-        if best is None or (score is not None and score > best[0]):
-            best = (score if score is not None else float("-inf"), seed, model)
-        del trainer
-    assert best is not None
-    _, chosen_seed, model = best
-    extra_meta = {}
-    if runs:
-        extra_meta["seed_search"] = {"chosen_seed": chosen_seed, "chosen_by": "dev", "runs": runs}
-    write_bundle(
-        model,
-        tokenizer,
-        replace(config, seed=chosen_seed),
-        taxonomy,
-        items,
-        splits,
-        prefix,
-        bundle_path,
-        train_seconds=time.monotonic() - started,
-        best_metric=best[0],
-        baselines=config.baselines,
-        extra_meta=extra_meta,
-    )
-    shutil.rmtree(work_dir, ignore_errors=True)
-    if config.make_current:
-        set_current_version(models_dir, bundle_path.name, "train")
-    log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
-    return bundle_path
+        best: tuple[float, int, torch.nn.Module] | None = None
+        runs: list[dict] = []
+        for seed in seeds:
+            set_seed(seed)
+            model = _new_model(config, taxonomy, splits["train"])
+            run_dir = work_dir / f"seed-{seed}" if len(seeds) > 1 else work_dir
+            trainer = fit(model, tokenizer, train_ds, dev_ds, replace(config, seed=seed), run_dir)
+            if trainer is None:
+                return None
+            model, score = trainer.model.to("cpu").eval(), _finite(trainer.state.best_metric)
+            if len(seeds) > 1:
+                run = {"seed": seed, "best_dev_selection": score}
+                run.update(_test_figures(model, tokenizer, splits, taxonomy, prefix, config))
+                runs.append(run)
+                log.info("seed %d: %s", seed, run)
+            if best is None or (score is not None and score > best[0]):
+                best = (score if score is not None else float("-inf"), seed, model)
+            del trainer
+        assert best is not None
+        _, chosen_seed, model = best
+        extra_meta = {}
+        if runs:
+            extra_meta["seed_search"] = {
+                "chosen_seed": chosen_seed,
+                "chosen_by": "dev",
+                "runs": runs,
+            }
+        write_bundle(
+            model,
+            tokenizer,
+            replace(config, seed=chosen_seed),
+            taxonomy,
+            items,
+            splits,
+            prefix,
+            bundle_path,
+            train_seconds=time.monotonic() - started,
+            best_metric=_finite(best[0]),
+            baselines=config.baselines,
+            extra_meta=extra_meta,
+        )
+        if config.make_current:
+            set_current_version(models_dir, bundle_path.name, "train")
+        log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
+        return bundle_path
 
 
 def _new_model(config: TrainConfig, taxonomy: Taxonomy, train_items: list[Item]) -> ThemeClassifier:
