@@ -116,9 +116,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         for split in ("dev", "test"):
             part = splits[split]
-            f = compare_with_torch(
-                copy, "onnx-int8", "int8", [i.text for i in part], part, taxonomy
-            )
+            f = compare_with_torch(copy, "onnx-int8", "int8", [i.text for i in part], part)
             print(
                 f"| {split} | {f['n_check_texts']} | {f['theme_decisions_agree']:.2%} | "
                 f"{f['sentiment_agrees']:.2%} | {f['max_abs_theme_prob_diff']:.3f} | "
