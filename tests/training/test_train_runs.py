@@ -34,6 +34,19 @@ def _train_args(tiny_base, small_labels, version: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _tiny_config(tiny_base, small_labels, models_dir, version: str, **overrides) -> TrainConfig:
+    """A two-step run of the tiny model without baselines."""
+    settings = {"max_steps": 2, "max_length": 64, **overrides}
+    return TrainConfig(
+        base_model=str(tiny_base),
+        labels=small_labels,
+        models_dir=models_dir,
+        baselines=False,
+        version=version,
+        **settings,
+    )
+
+
 def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
@@ -79,17 +92,8 @@ def test_a_failed_train_removes_its_checkpoints(tiny_base, small_labels, tmp_pat
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("training.train.LossProgressCallback.on_save", fail)
-    config = TrainConfig(
-        base_model=str(tiny_base),
-        labels=small_labels,
-        models_dir=tmp_path,
-        max_steps=2,
-        max_length=64,
-        baselines=False,
-        version="failed",
-    )
     with pytest.raises(RuntimeError, match="disk on fire"):
-        train(config)
+        train(_tiny_config(tiny_base, small_labels, tmp_path, "failed"))
     assert not (tmp_path / ".checkpoints").exists()
     assert not (tmp_path / "failed").exists() and not (tmp_path / "failed.partial").exists()
 
@@ -167,14 +171,8 @@ def test_a_killed_run_does_not_keep_its_version_locked(tmp_path):
 # -- runs that would train nothing ----------------------------------------------------------------
 @pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": -1.0}, {"batch_size": 0}], ids=str)
 def test_a_run_that_would_train_nothing_is_refused(change, tiny_base, small_labels, tmp_path):
-    config = TrainConfig(
-        base_model=str(tiny_base),
-        labels=small_labels,
-        models_dir=tmp_path,
-        baselines=False,
-        version="nothing",
-        **change,
-    )
+    # No step limit: the epochs decide.
+    config = _tiny_config(tiny_base, small_labels, tmp_path, "nothing", max_steps=-1, **change)
     with pytest.raises(ValueError, match="epochs must be more than 0|batch size must be"):
         train(config)
     assert list(tmp_path.iterdir()) == []
@@ -187,17 +185,6 @@ def test_bundle_json_never_holds_nan_or_infinity(tiny_base, small_labels, tmp_pa
         return {"theme_macro_f1": 0.0, "sentiment_macro_f1": 0.0, "selection": float("nan")}
 
     monkeypatch.setattr("training.train._selection_metrics", nan_selection)
-    path = train(
-        TrainConfig(
-            base_model=str(tiny_base),
-            labels=small_labels,
-            models_dir=tmp_path,
-            max_steps=2,
-            max_length=64,
-            baselines=False,
-            make_current=False,
-            version="nan",
-        )
-    )
+    path = train(_tiny_config(tiny_base, small_labels, tmp_path, "nan", make_current=False))
     meta = _strict_json((path / "bundle.json").read_text("utf-8"))
     assert meta["best_dev_selection"] is None
