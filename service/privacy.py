@@ -2,10 +2,11 @@
 
 Everything is located on the original text first and replaced afterwards in a single pass, so
 the offsets of one finding never shift because of another. Structured identifiers are claimed
-first, in the order email, Chinese resident ID, payment card, US SSN (an 18-digit number that
-passes both the ID and the Luhn check is far likelier an ID); phone numbers found by
+first, in the order email, Chinese resident ID, payment card, US SSN, Canadian SIN (an 18-digit
+number that passes both the ID and the Luhn check is far likelier an ID); phone numbers found by
 ``phonenumbers`` are dropped where they overlap one of those. An SSN without dashes ("123456789",
-"123 45 6789") counts only right after a word naming it ("SSN", "social security no.").
+"123 45 6789") and a SIN ("046 454 286") count only next to a word naming them, before or after
+("SSN 123456789", "123456789 is my SSN", "NAS 046 454 286").
 
 A text that has to be cut is cut with ``truncate_text``, never by slicing: a slice can end in
 the first digits of a phone number or card, or half an email, which no longer look like one.
@@ -23,7 +24,7 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from phonenumbers import (
@@ -72,17 +73,56 @@ _CARD_MIN, _CARD_MAX = 13, 19
 _SSN_RE = re.compile(
     r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9]|-[0-9])"
 )
-# Nine bare digits ("123456789") or 3-2-4 groups split by spaces or dots are an SSN only right
-# after a word that says so ("SSN", "SSN#", "social security no.", "soc sec"), with at most
-# _SSN_KEYWORD_GAP characters, none a digit, in between: without one they are far likelier an
-# order number or an amount. Only the number is masked; "SSN #123456789" becomes "SSN #[ID]".
-_SSN_KEYWORD_GAP = 20
+# Nine bare digits ("123456789") or 3-2-4 groups split by spaces or dots are an SSN, and a
+# Canadian SIN ("046 454 286", "046-454-286", "046454286") is one, only next to a word that says
+# so ("SSN", "social security no.", "SIN", "NAS"), before or after the number, with at most
+# _ID_KEYWORD_GAP characters, none a digit, in between: without one they are far likelier an
+# order number, an amount or a phone number. Only the number is masked; "SSN #123456789" becomes
+# "SSN #[ID]", "123456789 is my SSN" becomes "[ID] is my SSN". Bare 3-3-3 groups ("room 123 456
+# 789") are not IDs (the phone matcher may still take them).
+_ID_KEYWORD_GAP = 20
+# A number glued to other digits, or to a "-"/"." and more digits, is part of something longer.
+_NUMBER_START = r"(?<![0-9])(?<![0-9][-.])"
+_NUMBER_END = r"(?![0-9]|[-.][0-9])"
 _SSN_KEYWORD_RE = re.compile(
-    r"(?:(?<![^\W\d_])(?:ssns?|social[ -]?security|soc\.? ?sec)(?![^\W\d_])|社会安全号)"
-    rf"[^0-9]{{0,{_SSN_KEYWORD_GAP}}}"
-    r"((?!000|666|9)[0-9]{3}([ .]?)(?!00)[0-9]{2}\2(?!0000)[0-9]{4})(?![0-9]|[-.][0-9])",
+    r"(?<![^\W\d_])(?:ssns?|social[ -]?security|soc\.? ?sec)(?![^\W\d_])|社会安全号",
     re.IGNORECASE,
 )
+# 3-2-4 digits, one separator throughout; which of them were ever issued is checked apart
+# (_ssn_issued), so that a never-issued number after a keyword still belongs to it.
+_SSN_NUMBER = r"(?P<number>[0-9]{3}(?P<sep>[ .-]?)[0-9]{2}(?P=sep)[0-9]{4})"
+# "sin" is a word (and Spanish for "without"), "nas" a storage box: as abbreviations only in
+# capitals ("SIN", "S.I.N.", "NAS"), or lower case with "#"/"number"/"no" after ("sin #").
+_SIN_KEYWORD_RE = re.compile(
+    r"(?<![^\W\d_])(?:"
+    r"S\.?I\.?N\.?|N\.?A\.?S\.?"
+    r"|(?i:sin)(?= ?(?:#|(?i:number|no)(?![^\W\d_])))"
+    r"|(?i:social[ -]?insurance|assurance[ -]sociale)"
+    r")(?![^\W\d_])"
+)
+_SIN_NUMBER = r"(?P<number>[0-9]{3}(?P<sep>[ .-]?)[0-9]{3}(?P=sep)[0-9]{3})"
+
+
+class _KeywordId(NamedTuple):
+    """An ID recognised by a keyword near it: the keyword, the number right after a keyword
+    (gap first; matched at the keyword's end) or right before one (gap last; searched in the
+    text that ends at the keyword), and the check the number's digits must pass."""
+
+    keyword: re.Pattern[str]
+    after: re.Pattern[str]
+    before: re.Pattern[str]
+    valid: Callable[[str], bool]
+
+
+def _keyword_id(keyword: re.Pattern[str], number: str, valid: Callable[[str], bool]) -> _KeywordId:
+    gap = rf"[^0-9]{{0,{_ID_KEYWORD_GAP}}}"
+    return _KeywordId(
+        keyword,
+        re.compile(gap + _NUMBER_START + number + _NUMBER_END),
+        re.compile(_NUMBER_START + number + _NUMBER_END + gap + r"\Z"),
+        valid,
+    )
+
 
 # Spans hidden from the phone matcher: dates and times (a common false "number"), and numbers
 # introduced by "#"/"№", which are order or ticket references, not phones.
@@ -134,6 +174,19 @@ _AMBIGUOUS_EXTENSION_DIGITS = 9
 # An extension label and digits right after a phone number; "_" is a hidden span (_FILLER).
 _EXTENSION_AFTER_RE = re.compile(rf"(?:{_EXTENSION_GAP_RE.pattern})(?=[0-9_])", re.IGNORECASE)
 _EXTENSION_RE = re.compile(rf"(?:{_EXTENSION_GAP_RE.pattern})[0-9]+", re.IGNORECASE)
+# Latin letters glued after a number ("13812345678thanks", "call 4155550132pls"): the matcher
+# rejects a number followed by a Latin letter (the blocks of phonenumbers' check: Basic Latin,
+# Latin-1, Extended A/B/Additional, combining marks), so a run of them is hidden from it. Not a
+# run with digits after it ("13812345678ABC123"): that is a code; nor an extension label
+# ("415-555-2671ext.123"), which must stay to join the extension to the number. Letters
+# glued before the number still make it a code ("SKU13812345678abc"), as above; other scripts
+# after a number ("13812345678谢谢") never stopped the matcher.
+_LATIN_LETTER = r"A-Za-z\xaa\xb5\xba\xc0-\xd6\xd8-\xf6\xf8-\u024f\u0300-\u036f\u1e00-\u1eff"
+_GLUED_TRAILING_LETTERS_RE = re.compile(
+    rf"(?<=[0-9])(?!(?:{_EXTENSION_GAP_RE.pattern})[0-9])"
+    rf"[{_LATIN_LETTER}]+(?![0-9{_LATIN_LETTER}])",
+    re.IGNORECASE,
+)
 # Where phonenumbers' inner matching splits a candidate into numbers: a slash, a hyphen with a
 # space beside it, a wide dash.
 _NUMBER_SEPARATOR_RE = re.compile(r"/|\s-|-\s|[\u2012-\u2015\uff0d]")
@@ -273,7 +326,7 @@ def _mask_number(value: int | float) -> int | float | str:
 def _find(view: str) -> list[Span]:
     """The personal data in ``view`` (an ASCII view), as sorted, non-overlapping spans."""
     chosen: list[Span] = []
-    for spans in (_emails(view), _cn_ids(view), _cards(view), _ssns(view)):
+    for spans in (_emails(view), _cn_ids(view), _cards(view), _ssns(view), _sins(view)):
         _add_non_overlapping(chosen, spans)
     _add_non_overlapping(chosen, _phones(view, chosen))
     return chosen
@@ -357,10 +410,53 @@ def _cards(text: str) -> list[Span]:
     return spans
 
 
+def _ssn_issued(digits: str) -> bool:
+    """Area 000, 666 and 900-999, group 00 and serial 0000 are never issued."""
+    area = digits[:3]
+    return (
+        area not in ("000", "666")
+        and area[0] != "9"
+        and digits[3:5] != "00"
+        and digits[5:] != "0000"
+    )
+
+
 def _ssns(text: str) -> list[Span]:
     spans = [(m.start(), m.end(), ID) for m in _SSN_RE.finditer(text)]
-    spans += [(m.start(1), m.end(1), ID) for m in _SSN_KEYWORD_RE.finditer(text)]
+    return spans + _near_keyword(text, _SSN)
+
+
+def _sins(text: str) -> list[Span]:
+    return _near_keyword(text, _SIN)
+
+
+def _near_keyword(text: str, kind: _KeywordId) -> list[Span]:
+    """The valid numbers of ``kind`` next to one of its keywords. A keyword names the number
+    after it, as before; and the number before it too, unless a number of the right shape
+    (valid or not) follows it more closely: in "order 123456789 and my SSN 123-45-6789" the order
+    number stays, in "123456789 (SSN), 987654321 (SSN)" both are masked."""
+    spans: list[Span] = []
+    for kw in kind.keyword.finditer(text):
+        found = []
+        after = kind.after.match(text, kw.end())
+        if after is not None:
+            found.append(after)
+        lo = max(0, kw.start() - _ID_KEYWORD_GAP - len("123-456-789"))
+        before = kind.before.search(text, lo, kw.start())
+        if before is not None and (
+            after is None or kw.start() - before.end("number") < after.start("number") - kw.end()
+        ):
+            found.append(before)
+        spans += [
+            (m.start("number"), m.end("number"), ID)
+            for m in found
+            if kind.valid(m.group("number").replace(m.group("sep"), ""))
+        ]
     return spans
+
+
+_SSN = _keyword_id(_SSN_KEYWORD_RE, _SSN_NUMBER, _ssn_issued)
+_SIN = _keyword_id(_SIN_KEYWORD_RE, _SIN_NUMBER, luhn_valid)
 
 
 def _phones(text: str, chosen: list[Span]) -> list[Span]:
@@ -386,6 +482,7 @@ def _phones(text: str, chosen: list[Span]) -> list[Span]:
     hidden += [m.span() for m in _NOT_PHONE_RE.finditer(text)]
     hidden += [m.span() for m in _LONG_RUN_RE.finditer(text)]
     hidden += [m.span() for m in _GLUED_PHONE_LABEL_RE.finditer(text)]
+    hidden += [m.span() for m in _GLUED_TRAILING_LETTERS_RE.finditer(text)]
     for s, e in hidden:
         chars[s:e] = _FILLER * (e - s)
     visible = "".join(chars)

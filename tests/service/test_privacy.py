@@ -152,6 +152,50 @@ def test_phone_labels_glued_to_the_number(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        # Latin letters glued after a number used to make the matcher reject it.
+        ("call 13812345678abc", "call [PHONE]abc"),
+        ("13812345678thanks", "[PHONE]thanks"),
+        ("call 4155550132please", "call [PHONE]please"),
+        ("call (415) 555-2671thanks", "call [PHONE]thanks"),
+        ("Ring +44 20 7946 0958please", "Ring [PHONE]please"),
+        ("Appelez le 06 12 34 56 78merci", "Appelez le [PHONE]merci"),
+        ("rappelez 0612345678à midi", "rappelez [PHONE]à midi"),
+        ("phone 13812345678x", "phone [PHONE]x"),
+        ("Tel13812345678abc", "Tel[PHONE]abc"),
+        ("电话13812345678abc谢谢", "电话[PHONE]abc谢谢"),
+        ("手机１３８１２３４５６７８ok", "手机[PHONE]ok"),
+        # An extension label still joins its digits to the number.
+        ("415-555-2671ext.123abc", "[PHONE]abc"),
+        # CJK right after the number, the usual case in Chinese feedback.
+        ("我的电话13812345678谢谢", "我的电话[PHONE]谢谢"),
+        ("手机13812345678请回电", "手机[PHONE]请回电"),
+        # Cards are found by their digits alone.
+        ("card 4111111111111111exp 12/27", "card [CARD]exp 12/27"),
+        ("卡号4111111111111111谢谢", "卡号[CARD]谢谢"),
+    ],
+)
+def test_numbers_followed_by_letters(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Letters before the number, or digits after the letters, make a code.
+        "SKU13812345678abc",
+        "Hotel13812345678abc",
+        "order ABC123456789XYZ",
+        "ref 13812345678ABC123",
+        "screen 1920x1080, 2x 500ml, box 120x80x60 cm",
+    ],
+)
+def test_codes_with_letters_are_not_phones(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("+86 138 1234 5678", "[PHONE]"),
         ("电话：138-1234-5678", "电话：[PHONE]"),
         ("0086 138 1234 5678", "[PHONE]"),
@@ -349,6 +393,75 @@ def test_ssn_without_dashes_after_a_keyword(text: str, expected: str) -> None:
 )
 def test_bare_nine_digits_without_ssn_keyword_are_not_masked(text: str) -> None:
     assert mask_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The keyword may also follow the number.
+        ("123456789 is my SSN", "[ID] is my SSN"),
+        ("123 45 6789 (social security number)", "[ID] (social security number)"),
+        ("123.45.6789 = my soc. sec.", "[ID] = my soc. sec."),
+        ("123456789是我的社会安全号", "[ID]是我的社会安全号"),
+        ("１２３４５６７８９ is my SSN", "[ID] is my SSN"),
+        ("123456789 (SSN), 234567890 (SSN)", "[ID] (SSN), [ID] (SSN)"),
+        ("SSN: 123456789, SIN: 046 454 286", "SSN: [ID], SIN: [ID]"),
+    ],
+)
+def test_ssn_before_a_keyword(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A keyword with its own number after it does not name the one before it.
+        ("order 123456789 and my SSN 123-45-6789", "order 123456789 and my SSN [ID]"),
+        ("order 123456789, SSN 000123456", "order 123456789, SSN 000123456"),
+        # Too far from the keyword, a digit in between, or never issued.
+        (
+            "123456789 was the order number, then they asked for my SSN",
+            "123456789 was the order number, then they asked for my SSN",
+        ),
+        ("123456789 and 2 more, SSN", "123456789 and 2 more, SSN"),
+        ("000123456 is my SSN", "000123456 is my SSN"),
+    ],
+)
+def test_numbers_before_an_ssn_keyword_that_are_not_ssns(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SIN 046 454 286", "SIN [ID]"),
+        ("social insurance number: 046-454-286", "social insurance number: [ID]"),
+        ("NAS 046 454 286", "NAS [ID]"),
+        ("numéro d'assurance sociale : 046 454 286", "numéro d'assurance sociale : [ID]"),
+        ("046 454 286 is my SIN", "[ID] is my SIN"),
+        ("my sin # 046454286", "my sin # [ID]"),
+        ("S.I.N. 046.454.286", "S.I.N. [ID]"),
+        ("Social Insurance No. ０４６ ４５４ ２８６", "Social Insurance No. [ID]"),
+    ],
+)
+def test_canadian_sin_next_to_a_keyword(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Without a keyword 3-3-3 digits are not an ID (the phone matcher may still take them).
+        "room 123 456 789",
+        "ticket 046 454 286",
+        # Luhn-invalid, "sin" as a word, or another word.
+        "SIN 046 454 287",
+        "sin embargo 046 454 286",
+        "SINGAPORE 046 454 286",
+    ],
+)
+def test_sin_layouts_without_a_sin_are_not_ids(text: str) -> None:
+    assert "[ID]" not in mask_pii(text)
 
 
 @pytest.mark.parametrize("text", ["SSN 123 456 789", "SSN 1234567890", "SSN 123-456789"])
