@@ -262,15 +262,16 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from service.batch.readers import input_format
     from service.batch.runner import Job, ScoreOptions
+    from service.batch.writers import default_output
     from service.bundle import resolve_model_path
     from service.predictor import Predictor, apply_torch_threads, predictor_options
 
     apply_torch_threads(settings)
     source = Path(args.input)
     input_format(source)  # a clear error before the model loads
-    # .txt is read as CSV, so it is written as CSV; every other input format can be written.
-    suffix = ".csv" if source.suffix.lower() == ".txt" else source.suffix
-    output = Path(args.output) if args.output else source.with_name(f"{source.stem}.scored{suffix}")
+    # INPUT.scored in its own format; a .txt one (read as CSV) as INPUT.scored.txt.csv, so it
+    # never shares an output (nor its work folder and errors file) with a .csv beside it.
+    output = Path(args.output) if args.output else default_output(source)
     options = ScoreOptions(
         text_column=args.text_column,
         id_column=args.id_column,
@@ -324,6 +325,8 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         print(f"... {summary.errors - 20} more", file=sys.stderr)
     if summary.errors:
         print(f"rows that could not be scored: {summary.errors_path}", file=sys.stderr)
+    for line in summary.warnings:  # even with -q: the output lacks what those cells hold
+        print(f"warning: {line}", file=sys.stderr)
     if args.report:
         written = summary.stats.write(Path(args.report), f"Feedback themes: {source.name}")
         print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
@@ -1125,7 +1128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o",
         "--output",
-        help=".jsonl, .csv, .tsv, .parquet or .xlsx (default: INPUT.scored in the input's format)",
+        help=".jsonl, .csv, .tsv, .parquet or .xlsx (default: INPUT.scored in the input's "
+        "format: in.csv gives in.scored.csv; a .txt input, read as CSV, in.scored.txt.csv)",
     )
     p.add_argument("--model", help="bundle path or version name (default: the current model)")
     p.add_argument("--text-column", default="text", help="(default text)")

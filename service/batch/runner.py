@@ -75,6 +75,9 @@ class RunSummary:
     errors_path: Path | None = None
     stats: ReportStats | None = None
     error_lines: list[str] = field(default_factory=list)
+    # One line per column of rows written whose cells are Excel formulas with no saved value
+    # (written empty): the rows are scored, but the output lacks what those cells would hold.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _first_present(columns: list[str], *candidates: str) -> str | None:
@@ -443,6 +446,11 @@ class Job:
         return pa.schema([pa.field("id", pa.int64()), *schema])
 
     def _write_output(self, writer: OutputWriter, tmp_err: Path, stats, segment, summary) -> None:
+        # Excel cells outside the text, id and date columns (those make a bad row) that hold a
+        # formula with no saved value: read as None, so written empty, and with --record stored
+        # without that metadata. Counted here, in the pass over every row (a resumed run skips
+        # the scoring of finished chunks): column -> [first cell, cells].
+        blank_formulas: dict[str, list] = {}
         with tmp_err.open("w", encoding="utf-8", newline="") as err_fh:
             errors = csv.writer(err_fh)
             errors.writerow(["row", "id", "reason"])
@@ -462,6 +470,8 @@ class Job:
                             f"{self.input}: row {record.number}: {e['error']}; skipped"
                         )
                         continue
+                    for column, cell in (record.formulas or {}).items():
+                        blank_formulas.setdefault(column, [cell, 0])[1] += 1
                     p = {**e["p"], "id": e["id"]}
                     row = record.values if self.has_id else {"id": e["id"], **record.values}
                     values.append(row)
@@ -469,6 +479,13 @@ class Job:
                     stats.add(p, record.values.get(segment) if segment else None)
                 writer.write(values, predictions)
                 summary.scored += len(values)
+        for column, (cell, cells) in blank_formulas.items():
+            which = f"cell {cell} holds" if cells == 1 else f"{cells} cells (first {cell}) hold"
+            summary.warnings.append(
+                f"{self.input}: column {column!r}: {which} a formula with no saved value (the "
+                "workbook was never calculated), written empty; open and save it in Excel, or "
+                "export it as CSV"
+            )
 
     # -- the run ---------------------------------------------------------------------------
     def run(

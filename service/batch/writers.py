@@ -41,6 +41,18 @@ _KEYS = (
 )  # Excel's limit, less the header
 
 
+def default_output(source: Path) -> Path:
+    """The output ``score`` writes when no ``-o`` is given: ``march.csv`` gives
+    ``march.scored.csv``, in the input's own format. A ``.txt`` input is read, and so written,
+    as CSV: ``notes.txt`` gives ``notes.scored.txt.csv``, never ``notes.scored.csv``, which is
+    ``notes.csv``'s (one run would replace the other's results). Every other input keeps its
+    extension, so the name maps back to one input (``X.scored.S`` is only ``X.S``'s, and
+    ``X.scored.txt.csv`` only ``X.txt``'s) and existing default names stay as they were."""
+    if source.suffix.lower() == ".txt":
+        return source.with_name(f"{source.stem}.scored{source.suffix}.csv")
+    return source.with_name(f"{source.stem}.scored{source.suffix}")
+
+
 def output_format(path: Path) -> str:
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:

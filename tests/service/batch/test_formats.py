@@ -286,8 +286,83 @@ def test_txt_input_is_written_as_csv_by_default(tiny_bundle, tmp_path, capsys):
     src = tmp_path / "notes.txt"
     src.write_text("id,text\n1,Slow app\n", encoding="utf-8")
     assert main(["score", str(src), "--model", str(tiny_bundle), "-q"]) == 0, capsys.readouterr()
-    with (tmp_path / "notes.scored.csv").open(encoding="utf-8") as fh:
+    with (tmp_path / "notes.scored.txt.csv").open(encoding="utf-8") as fh:
         assert [r["id"] for r in csv.DictReader(fh)] == ["1"]
+
+
+def test_default_outputs_of_txt_and_csv_inputs_in_one_folder_never_collide(
+    tiny_bundle, tmp_path, capsys
+):
+    """``in.txt`` is written as CSV: its default output must not be ``in.csv``'s (scoring one
+    replaced the other's results), nor share its work folder or errors file."""
+    from service.cli import main
+
+    (tmp_path / "in.txt").write_text("id,text\nt1,Slow app\nt2,\n", encoding="utf-8")
+    (tmp_path / "in.csv").write_text("id,text\nc1,Too pricey\nc2,\n", encoding="utf-8")
+    for name in ("in.txt", "in.csv"):
+        code = main(["score", str(tmp_path / name), "--model", str(tiny_bundle), "-q"])
+        assert code == 0, capsys.readouterr()
+    for output, ids in (("in.scored.txt.csv", ["t1"]), ("in.scored.csv", ["c1"])):
+        with (tmp_path / output).open(encoding="utf-8") as fh:
+            assert [r["id"] for r in csv.DictReader(fh)] == ids
+        errors = (tmp_path / f"{output}.errors.csv").read_text(encoding="utf-8")
+        assert errors.splitlines()[1:] == [f"2,{ids[0][0]}2,empty text"]
+
+
+def test_default_output_names_map_back_to_one_input():
+    from pathlib import Path
+
+    from service.batch.writers import default_output
+
+    names = ["in.csv", "in.txt", "in.TXT", "in.txt.csv", "in.tsv", "in.jsonl", "in.ndjson"]
+    names += ["in.parquet", "in.xlsx", "in.scored.csv", "in.scored.txt", "in.csv.txt"]
+    outputs = {name: default_output(Path("d") / name).name for name in names}
+    assert len(set(outputs.values())) == len(names), outputs
+    assert outputs["in.csv"] == "in.scored.csv" and outputs["in.txt"] == "in.scored.txt.csv"
+    assert outputs["in.TXT"] == "in.scored.TXT.csv" and outputs["in.xlsx"] == "in.scored.xlsx"
+
+
+def test_xlsx_formulas_with_no_saved_value_in_other_columns_warn_once_per_column(
+    predictor, tiny_bundle, tmp_path, capsys
+):
+    """A channel or segment cell whose formula was never calculated reads as empty: the row is
+    scored (the text is there) and written with the cell empty, but the run says so once per
+    column, naming the first cell and the count, never per row and never as a bad row."""
+    from openpyxl import Workbook
+
+    from service.cli import main
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["id", "text", "channel", "segment"])
+    sheet.append(["r1", "The app is slow", "app", '="s"&"mb"'])  # D2
+    sheet.append(["r2", "Too expensive", '="w"&"eb"', "smb"])  # C3
+    sheet.append(["r3", '="never"&" calculated"', "app", '="s"&"mb"'])  # a bad row: not counted
+    sheet.append(["r4", "Support never answers", "app", '="en"&"t"'])  # D5
+    book.save(tmp_path / "in.xlsx")
+
+    summary = run(predictor, tmp_path / "in.xlsx", tmp_path / "out.jsonl")
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [(r["id"], r["channel"], r["segment"]) for r in rows] == [
+        ("r1", "app", None),
+        ("r2", None, "smb"),
+        ("r4", "app", None),
+    ]
+    assert summary.scored == 3 and summary.errors == 1
+    hint = "a formula with no saved value (the workbook was never calculated), written empty"
+    src = tmp_path / "in.xlsx"
+    assert summary.warnings == [
+        f"{src}: column 'segment': 2 cells (first D2) hold {hint}; open and save it in Excel, "
+        "or export it as CSV",
+        f"{src}: column 'channel': cell C3 holds {hint}; open and save it in Excel, or export "
+        "it as CSV",
+    ]
+    # The command prints them, even with -q.
+    out = tmp_path / "o.csv"
+    code = main(["score", str(src), "-o", str(out), "--model", str(tiny_bundle), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0 and f"warning: {summary.warnings[0]}" in err
+    assert f"warning: {summary.warnings[1]}" in err and err.count("warning:") == 2
 
 
 @pytest.mark.parametrize("name", ["rep.json", "rep", "rep.md"])
