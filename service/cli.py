@@ -69,7 +69,7 @@ def cmd_base_model(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- train -----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from service.registry import current_version
+    from service.registry import current_version, may_become_current
 
     current = current_version(settings.models_dir)
     if args.if_missing and current:
@@ -103,7 +103,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         models_dir=settings.models_dir,
         freeze_embeddings=not args.train_embeddings,
         # The first model becomes current; later ones are challengers until promoted.
-        make_current=(args.promote or current is None) and not args.no_current,
+        make_current=(args.promote or may_become_current(settings.models_dir, current))
+        and not args.no_current,
         taxonomy_path=settings.taxonomy_path,
         baselines=not args.no_baselines,
         **{k: v for k, v in overrides.items() if v is not None},
@@ -215,11 +216,20 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
     card = path / "README.md"
     if card.is_file():
         print(card.read_text(encoding="utf-8"))
+    now = current_version(settings.models_dir)
     if not ships:
         print(
             f"{path.name} does not ship: it lost more than {config.max_f1_loss} macro F1 or "
             f"{config.max_sentiment_loss} sentiment accuracy against its teacher (figures in "
-            f"its card); the current model stays {current_version(settings.models_dir)}"
+            f"its card); the current model stays {now}"
+        )
+    elif now is not None and now != path.name and not args.no_current:
+        # Gated against a teacher that is not the champion (see may_become_current).
+        print(
+            f"challenger {path.name} is not current: its teacher is not the current model "
+            f"{now}; compare and promote it with:\n"
+            f"  cxthemes models compare {now} {path.name}\n"
+            f"  cxthemes models promote {path.name}"
         )
     return 0
 
@@ -648,21 +658,29 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
     if champion == challenger:
         print(f"{challenger} is already current")
         return 0
-    problem = _load_problem(settings, challenger)
-    if problem:  # never made current, --force or not: the API could not serve it
-        raise CLIError(f"{challenger} could not be loaded ({problem}); not promoted")
+    # Loaded once where that suffices: the comparison's loads (torch) are the models' load
+    # checks, and the challenger is loaded apart, as the API loads it, only when nothing is
+    # compared or the API's backend may be another (auto, onnx...). Only a failed comparison
+    # loads them again, to tell which one cannot be loaded.
+    if champion is None or settings.backend != "torch":
+        _refuse_unloadable(settings, challenger)
     reasons: list[str] = []
     skipped = ""
-    if champion is not None and (broken := _load_problem(settings, champion)):
-        # Nothing to compare against, and the service cannot serve the current model anyway:
-        # refusing would leave no way out but editing the registry by hand.
-        skipped = f"the current model {champion} cannot be loaded ({broken}); not compared"
-        print(f"warning: {skipped}", file=sys.stderr)
-        champion = None
+    compared = None
     if champion is not None:
-        compare, (a, b), results, spread = _compare(
-            settings, champion, challenger, None, args.labels
-        )
+        try:
+            compared = _compare(settings, champion, challenger, None, args.labels)
+        except CLIError:
+            _refuse_unloadable(settings, challenger)
+            broken = _load_problem(settings, champion)
+            if broken is None:
+                raise
+            # Nothing to compare against, and the service cannot serve the current model
+            # anyway: refusing would leave no way out but editing the registry by hand.
+            skipped = f"the current model {champion} cannot be loaded ({broken}); not compared"
+            print(f"warning: {skipped}", file=sys.stderr)
+    if compared is not None:
+        compare, (a, b), results, spread = compared
         print(compare.format_comparison(a, b, results, spread))
         reasons = compare.gate(
             results[a]["test split"],
@@ -696,6 +714,13 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
         "POST /v1/admin/reload (or CXTHEMES_WATCH_MODELS_S)"
     )
     return 0
+
+
+def _refuse_unloadable(settings: Settings, challenger: str) -> None:
+    """``CLIError`` when ``challenger`` cannot be loaded as the API loads it: never made
+    current, --force or not, since the API could not serve it."""
+    if problem := _load_problem(settings, challenger):
+        raise CLIError(f"{challenger} could not be loaded ({problem}); not promoted")
 
 
 def _load_problem(settings: Settings, version: str) -> str | None:
@@ -1039,7 +1064,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated seeds, e.g. 13,29,41: train one model per seed and keep the one "
         "with the best dev score (the card lists every run)",
     )
-    p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
+    # At least 1: the Trainer takes 0 or less as no limit and would train by epochs.
+    p.add_argument("--max-steps", type=_int_at_least(1), help="stop after N steps (smoke tests)")
     p.add_argument("--freeze-layers", type=int, help="also freeze the bottom N encoder layers")
     p.add_argument(
         "--train-embeddings",
@@ -1106,7 +1132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     p.add_argument("--batch-size", type=_int_at_least(1), help="per device (default 16)")
     p.add_argument("--seed", type=int, help="random seed (default 29)")
-    p.add_argument("--max-steps", type=int, help="stop after N steps (smoke tests)")
+    p.add_argument("--max-steps", type=_int_at_least(1), help="stop after N steps (smoke tests)")
     p.add_argument("--version", help="bundle version id (default: <teacher>-student<N>)")
     p.add_argument(
         "--no-current", action="store_true", help="never make it current, even if it ships"

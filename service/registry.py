@@ -160,6 +160,22 @@ def current_path(models_dir: str | Path) -> Path:
     return path.resolve()
 
 
+def may_become_current(
+    models_dir: str | Path, champion: str | None, gated_against: Path | None = None
+) -> bool:
+    """The champion gate every new model passes (``train``, ``distill``): whether it may be
+    made current by the run that wrote it, without ``models promote``. Only when there was no
+    current model (``champion``, read when the run began, is None: the first model), or when
+    the run checked it against the champion itself (``gated_against``, the bundle it was
+    compared with, is the champion's folder: a student judged against its teacher). Otherwise
+    it is a challenger, for ``models promote`` to compare with the champion."""
+    if champion is None:
+        return True
+    if gated_against is None:
+        return False
+    return Path(gated_against).resolve() == (Path(models_dir) / champion).resolve()
+
+
 def set_current_version(
     models_dir: str | Path,
     version: str,

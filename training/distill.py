@@ -12,9 +12,12 @@ against it, but learns from targets that are better than any one model's. The de
 serves early stopping and thresholds, the frozen test split the final figures, which the
 student's card shows beside its teacher's.
 
-A student ships (becomes current) only if it stays within ``max_f1_loss`` (0.01) of its
-teacher's test macro F1 and within ``max_sentiment_loss`` (0.01) of its sentiment accuracy;
-otherwise its bundle is written for inspection and the teacher stays current.
+A student ships only if it stays within ``max_f1_loss`` (0.01) of its teacher's test macro
+F1 and within ``max_sentiment_loss`` (0.01) of its sentiment accuracy; otherwise its bundle is
+written for inspection and the current model stays. A student that ships becomes current only
+by the rule every new model follows (:func:`service.registry.may_become_current`): its teacher
+was the current model (so it was gated against the champion) or no model is current. The
+student of a challenger stays a challenger, for ``models promote`` to compare with the champion.
 """
 
 from __future__ import annotations
@@ -31,19 +34,18 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from service.bundle import load_bundle, read_meta, resolve_model_path
+from service.bundle import BundleError, load_bundle, read_meta, resolve_model_path
 from service.modeling import mean_pool
 from service.predictor import Predictor
-from service.registry import check_new_version, set_current_version
+from service.registry import (
+    check_new_version,
+    current_version,
+    may_become_current,
+    set_current_version,
+)
 from service.taxonomy import load_taxonomy
 from service.text import normalise_for_dedup
-from training.data import (
-    find_label_files,
-    fingerprint,
-    label_arrays,
-    load_items,
-    split_items,
-)
+from training.data import find_label_files, label_arrays, load_items, split_items
 from training.label_import import near_key
 from training.train import (
     TrainConfig,
@@ -52,6 +54,7 @@ from training.train import (
     check_schedule,
     evaluate_predictor,
     fit,
+    same_evaluation_data,
     token_dataset,
     version_run,
     write_bundle,
@@ -219,6 +222,8 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
     started = time.monotonic()
     check_schedule(config)
     models_dir = Path(config.models_dir)
+    # The champion when the run begins: the student may replace it only if its teacher is it.
+    champion = current_version(models_dir) if config.make_current else None
     teacher_path = resolve_model_path(config.teacher or None, models_dir)
     teacher_bundle = load_bundle(teacher_path, backend="torch")
     teacher_meta = teacher_bundle.meta
@@ -308,7 +313,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
             return None
 
         teacher_metrics = teacher_meta.get("metrics", {})
-        same_data = teacher_meta.get("training_data", {}).get("fingerprint") == fingerprint(items)
+        same_data = same_evaluation_data(teacher_meta, items, splits)
         baselines = (
             {k: v for k, v in teacher_metrics.items() if k != "model"}
             if same_data
@@ -317,8 +322,9 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         if same_data:
             teacher_model = teacher_metrics.get("model", {})
         else:
-            # The labels changed since the teacher's card: its figures are for another test
-            # split. Score it on this one, or the gate could never pass.
+            # The labels or the splits changed since the teacher's card: its figures are for
+            # another test split. Score it on this one, or the gate could never pass (or
+            # would pass on figures from other items).
             log.info("teacher %s: scoring it on the current test split", teacher_bundle.version)
             teacher_model = evaluate_predictor(
                 Predictor(teacher_bundle, max_length=config.max_length), splits["test"]
@@ -372,7 +378,7 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
         )
         ships, student_f1 = distillation["ships"], distillation["student_macro_f1"]
         if ships and config.make_current:
-            set_current_version(models_dir, bundle_path.name, "distill")
+            _make_current(models_dir, bundle_path, champion, teacher_path)
         log.info(
             "wrote %s in %.0f s: macro F1 %s (teacher %s); %s",
             bundle_path,
@@ -382,6 +388,31 @@ def distill(config: DistillConfig) -> tuple[Path, bool] | None:
             "ships" if ships else "does not ship",
         )
         return bundle_path, ships
+
+
+def _make_current(models_dir: Path, bundle_path: Path, champion: str | None, teacher: Path) -> None:
+    """Make a student that ships current if the champion rule allows it (its teacher was the
+    champion ``champion``, or there was none) and no other model became current meanwhile;
+    otherwise it stays a challenger."""
+    if not may_become_current(models_dir, champion, teacher):
+        log.info(
+            "%s stays a challenger: its teacher is not the current model %s; compare and "
+            "promote it with cxthemes models promote %s",
+            bundle_path.name,
+            champion,
+            bundle_path.name,
+        )
+        return
+    try:
+        # Distilling took minutes: a model made current meanwhile was never compared with it.
+        set_current_version(models_dir, bundle_path.name, "distill", replacing=champion)
+    except BundleError:
+        if current_version(models_dir) == champion:
+            raise  # not a promotion meanwhile: the registry or the bundle is at fault
+        log.warning(
+            "%s stays a challenger: the current model changed while it was distilled",
+            bundle_path.name,
+        )
 
 
 def check_same_inputs(teacher_meta: dict, path: Path) -> str:

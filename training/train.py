@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import math
 import os
@@ -49,6 +50,7 @@ from training.data import (
     theme_matrix,
 )
 from training.metrics import full_report, macro_f1_present, sentiment_report, tune_thresholds
+from training.splits import text_key
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +164,17 @@ def version_run(models_dir: Path, version: str) -> Iterator[Path]:
 
 
 def check_schedule(config: TrainConfig) -> None:
-    """``ValueError`` for a run that would train nothing: no steps and no positive number of
-    epochs, or batches of fewer than one item (the CLI refuses these as it parses)."""
+    """``ValueError`` for a run that would train nothing or not as asked: no steps and no
+    positive number of epochs, a step limit that is neither positive nor -1 (not set), or
+    batches of fewer than one item (the CLI refuses these as it parses)."""
     if config.batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {config.batch_size}")
+    # The Trainer takes any max_steps <= 0 as "no limit" and trains by epochs: a 0 meant as
+    # "no steps" (or a typo) would silently train for hours.
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise ValueError(
+            f"max_steps must be at least 1 (or -1: train by epochs), got {config.max_steps}"
+        )
     if config.max_steps <= 0 and not config.epochs > 0:
         raise ValueError(f"epochs must be more than 0, got {config.epochs}")
 
@@ -546,6 +555,29 @@ def _label_file_names(labels: Path) -> list[str]:
     return [p.relative_to(labels).as_posix() for p in find_label_files(labels)]
 
 
+def split_fingerprint(splits: dict[str, list[Item]]) -> str:
+    """A hash of which split each item is in (not of the order): ``labels/splits.tsv`` can
+    move items between splits without changing the labelled content, which is all
+    :func:`fingerprint` covers."""
+    digest = hashlib.sha256()
+    keys = (f"{text_key(i.text)}\t{split}" for split, part in splits.items() for i in part)
+    for key in sorted(keys):
+        digest.update(key.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def same_evaluation_data(meta: dict, items: list[Item], splits: dict[str, list[Item]]) -> bool:
+    """Whether the figures recorded in a bundle's ``meta`` (its test figures, its baselines)
+    were computed on exactly ``items`` split exactly as ``splits``, so they can be reused:
+    the same labelled content and the same split of every item. A bundle written before its
+    split was recorded never matches."""
+    data = meta.get("training_data") or {}
+    return data.get("fingerprint") == fingerprint(items) and data.get(
+        "splits_fingerprint"
+    ) == split_fingerprint(splits)
+
+
 def write_bundle(
     model: torch.nn.Module,
     tokenizer,
@@ -578,6 +610,7 @@ def write_bundle(
         "pooling": "mean",
         "training_data": {
             "fingerprint": fingerprint(items),
+            "splits_fingerprint": split_fingerprint(splits),
             # Relative to the labels folder: a shared bundle should not carry the trainer's
             # directory layout.
             "files": _label_file_names(Path(config.labels)),

@@ -303,3 +303,42 @@ def test_a_promotion_checked_against_a_champion_that_has_since_changed_is_refuse
         set_current_version(models, "c", "promote", replacing="a")
     assert current_version(models) == "b"
     assert set_current_version(models, "c", "promote", replacing="b")["previous"] == "b"
+
+
+def test_a_new_model_may_become_current_only_if_first_or_gated_against_the_champion(models):
+    from service.registry import may_become_current
+
+    assert may_become_current(models, None)  # the first model
+    assert may_become_current(models, None, models / "b")
+    assert not may_become_current(models, "a")  # a challenger: models promote compares it
+    assert not may_become_current(models, "a", models / "b")
+    assert may_become_current(models, "a", models / "a")
+    (models.parent / "link").symlink_to(models / "a", target_is_directory=True)
+    assert may_become_current(models, "a", models.parent / "link")  # the same folder
+
+
+def test_promote_loads_each_bundle_once(cli_models, monkeypatch, small_labels):
+    """Loading a bundle (weights and tokenizer) takes seconds: the comparison's loads are the
+    load checks when the API loads bundles as the comparison does (backend torch)."""
+    import service.bundle
+    from service.cli import main
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("CXTHEMES_BACKEND", "torch")
+    get_settings.cache_clear()
+    loaded = []
+    real = service.bundle.load_bundle
+
+    def counting(path, *args, **kwargs):
+        loaded.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(service.bundle, "load_bundle", counting)
+    set_current_version(cli_models, "a", "promote")
+    assert main(["models", "promote", "b", "--labels", str(small_labels)]) == 0
+    assert sorted(loaded) == ["a", "b"]
+    assert current_version(cli_models) == "b"
+    loaded.clear()  # with nothing to compare, the challenger is still loaded (as the API would)
+    (cli_models / "registry.json").write_text('{"current": null, "history": []}')
+    assert main(["models", "promote", "c", "--labels", str(small_labels)]) == 0
+    assert loaded == ["c"]

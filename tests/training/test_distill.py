@@ -489,3 +489,75 @@ def test_a_teacher_whose_sentiments_are_ordered_otherwise_is_refused(
     models.mkdir()
     with pytest.raises(ValueError, match="orders its sentiments"):
         distill(_config(tiny_bundle, small_labels, models, taxonomy_path=reordered))
+
+
+def test_splits_changed_since_the_teacher_was_trained_are_scored_for_it(
+    tiny_bundle, small_labels, tmp_path, monkeypatch
+):
+    """The same labels split otherwise (a changed labels/splits.tsv): the teacher's card
+    figures are for another test split, so it is scored on the current one."""
+    import training.data
+    from training.data import find_label_files, load_items, split_items
+    from training.splits import load_manifest, text_key
+    from training.train import evaluate_predictor
+
+    items, _ = load_items(find_label_files(small_labels), load_taxonomy())
+    test = split_items(items)["test"]
+    moved = {**load_manifest(), **{text_key(i.text): "train" for i in test[: len(test) // 2]}}
+    monkeypatch.setattr(training.data, "load_manifest", lambda: moved)
+    models = tmp_path / "models"
+    models.mkdir()
+    path, _ = distill(
+        _config(
+            tiny_bundle, small_labels, models, max_steps=2, max_f1_loss=1.0, max_sentiment_loss=1.0
+        )
+    )
+    d = read_meta(path)["distillation"]
+    expected = evaluate_predictor(Predictor(load_bundle(tiny_bundle)), split_items(items)["test"])
+    card = read_meta(tiny_bundle)["metrics"]["model"]
+    figures = (expected["macro_f1"], expected["sentiment"]["accuracy"])
+    assert figures != (card["macro_f1"], card["sentiment"]["accuracy"])  # the split matters
+    assert d["teacher_macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert d["teacher_sentiment_accuracy"] == pytest.approx(expected["sentiment"]["accuracy"])
+    assert read_meta(path)["training_data"]["n_test"] == len(test) - len(test) // 2
+
+
+@pytest.mark.parametrize("teacher", ["challenger", "champion"])
+def test_only_a_student_of_the_current_model_replaces_it(
+    teacher, tiny_bundle, small_labels, tmp_path
+):
+    """A student is gated against its teacher: of the champion, it may replace the champion;
+    of a challenger, it was never compared with the champion, so like any new model (train's
+    rule) it stays a challenger for models promote."""
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for version in ("champion", "challenger"):
+        shutil.copytree(tiny_bundle, models / version)
+    set_current_version(models, "champion", "promote")
+    config = _config(
+        tiny_bundle, small_labels, models, max_steps=2, max_f1_loss=1.0, max_sentiment_loss=1.0
+    )
+    config.teacher = str(models / teacher)
+    path, ships = distill(config)
+    assert ships is True
+    assert current_version(models) == ("champion" if teacher == "challenger" else path.name)
+
+
+def test_a_student_does_not_replace_a_model_made_current_while_it_was_distilled(tmp_path):
+    """Gated against its teacher, the champion when the run began: if another model became
+    current meanwhile, the student was never compared with that one and stays a challenger."""
+    from training.distill import _make_current
+
+    models = tmp_path / "models"
+    for version in ("teacher", "other", "student"):
+        (models / version).mkdir(parents=True)
+        (models / version / "bundle.json").write_text(json.dumps({"version": version}))
+    set_current_version(models, "teacher", "train")
+    set_current_version(models, "other", "promote")  # while the student was trained
+    _make_current(models, models / "student", "teacher", models / "teacher")
+    assert current_version(models) == "other"
+    set_current_version(models, "teacher", "promote")
+    _make_current(models, models / "student", "teacher", models / "teacher")
+    assert current_version(models) == "student"

@@ -215,3 +215,31 @@ def test_sentiments_are_matched_by_name_not_position():
     decisions = (np.zeros((5, 1), dtype=int), np.array([order.index(s) for s in gold]))
     report = evaluate_predictor(predictor, items, decisions)
     assert report["sentiment"]["accuracy"] == 1.0 and report["sentiment"]["macro_f1"] == 1.0
+
+
+def test_recorded_figures_are_reused_only_for_the_same_items_in_the_same_splits(
+    tiny_bundle, small_labels
+):
+    """A changed labels/splits.tsv moves items between splits without changing the labelled
+    content: the figures a bundle records are then for another test split."""
+    from dataclasses import replace
+
+    from service.taxonomy import load_taxonomy
+    from training.data import find_label_files, load_items, split_items
+    from training.splits import load_manifest, text_key
+    from training.train import same_evaluation_data, split_fingerprint
+
+    meta = read_meta(tiny_bundle)
+    items, _ = load_items(find_label_files(small_labels), load_taxonomy())
+    splits = split_items(items)
+    assert same_evaluation_data(meta, items, splits)
+    item = splits["test"][0]
+    moved = split_items(items, {**load_manifest(), text_key(item.text): "train"})
+    assert split_fingerprint(moved) != split_fingerprint(splits)
+    assert not same_evaluation_data(meta, items, moved)
+    other = "negative" if item.sentiment != "negative" else "positive"
+    relabelled = [replace(i, sentiment=other) if i is item else i for i in items]
+    assert not same_evaluation_data(meta, relabelled, splits)
+    # A bundle written before its split was recorded: its figures are never reused.
+    old = {**meta, "training_data": {"fingerprint": meta["training_data"]["fingerprint"]}}
+    assert not same_evaluation_data(old, items, splits)

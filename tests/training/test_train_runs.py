@@ -188,3 +188,23 @@ def test_bundle_json_never_holds_nan_or_infinity(tiny_base, small_labels, tmp_pa
     path = train(_tiny_config(tiny_base, small_labels, tmp_path, "nan", make_current=False))
     meta = _strict_json((path / "bundle.json").read_text("utf-8"))
     assert meta["best_dev_selection"] is None
+
+
+@pytest.mark.parametrize("max_steps", [0, -2])
+def test_a_step_limit_that_is_not_positive_is_refused(max_steps, tiny_base, small_labels, tmp_path):
+    # The Trainer takes any limit of 0 or less as none and trains by epochs instead; only -1
+    # (the default) means "no limit".
+    config = _tiny_config(tiny_base, small_labels, tmp_path, "steps", max_steps=max_steps)
+    with pytest.raises(ValueError, match="max_steps must be at least 1"):
+        train(config)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_the_cli_refuses_a_step_limit_that_is_not_positive(command, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--max-steps", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cxthemes {command}: error: argument --max-steps: must be at least 1" in err
