@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
 
 # BCP 47 / ISO 639-2 codes that name no language: the text's language is detected instead.
@@ -86,3 +87,34 @@ def detect_language(text: str) -> tuple[str, float]:
         return UNDETERMINED, 0.0
     lang, prob = _identifier().classify(text)
     return canonical_language(lang) or UNDETERMINED, float(prob)
+
+
+def _share(ranking: list[tuple[str, float]], languages: Collection[str]) -> float:
+    return sum(p for code, p in ranking if canonical_language(code) in languages)
+
+
+def share_in(text: str, languages: Collection[str]) -> float:
+    """The identifier's probability that ``text`` is in one of ``languages`` (codes as
+    :func:`canonical_language` gives them), summed over all its guesses: near 0 when it cannot
+    tell which language a text is in but can tell it is none of these (Danish split between
+    Norwegian and Danish), :func:`prior_share` for texts that carry no evidence ("ok", "👍")."""
+    if not text.strip():
+        return 0.0
+    return _share(_identifier().rank(text), languages)
+
+
+@lru_cache(maxsize=16)
+def prior_share(languages: frozenset[str]) -> float:
+    """:func:`share_in` for a text that tells nothing about its language: the identifier's
+    prior, what it answers for an empty text (about 0.14 for the 16 evaluated languages, 0.03
+    for English and Chinese alone, 0.007 for English alone)."""
+    return _share(_identifier().rank(""), languages)
+
+
+def surely_none_of(text: str, languages: Collection[str], evidence: float = 1 / 3) -> bool:
+    """Whether ``text`` is surely in none of ``languages`` although the identifier may not know
+    which language it is in: their :func:`share_in` is under ``evidence`` times what a text
+    with no evidence gets (:func:`prior_share`). Relative to the prior, so that "ok" is not
+    out of coverage for a model evaluated on one or two languages only."""
+    languages = frozenset(languages)
+    return bool(languages) and share_in(text, languages) < evidence * prior_share(languages)

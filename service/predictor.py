@@ -4,8 +4,8 @@ For each text it returns the themes over their thresholds with scores, every the
 the sentiment with its three scores, ``needs_review`` and, per theme, the evidence sentence.
 
 Texts longer than the model's window are cut at sentence boundaries into windows (a sentence
-longer than a window is cut by tokens), so nothing past the limit is ignored: a theme's score
-is its maximum over windows, the sentiment the token-weighted mean.
+longer than a window is cut between words, by tokens), so nothing past the limit is ignored:
+a theme's score is its maximum over windows, the sentiment the token-weighted mean.
 
 The evidence for a theme is the sentence whose tokens, mean-pooled from the same forward
 pass and put through the theme head, score highest for it: no extra model call. Each piece of
@@ -19,6 +19,7 @@ passes where padding plus a per-pass overhead cost least.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,13 +30,20 @@ import torch
 
 from service.backends.bf16 import ROWS_ATTENTION
 from service.bundle import Bundle, BundleError, load_bundle
-from service.language import UNDETERMINED, detect_language, normalise_language
+from service.language import UNDETERMINED, detect_language, normalise_language, surely_none_of
 from service.modeling import ThemeClassifier
-from service.text import is_unicode, split_sentences
+from service.text import has_visible_text, is_unicode, split_sentences
 
 # Language ids below this probability are too unsure to report, or to flag a text as out of
 # coverage: on short texts py3langid guesses wildly ("ok" is Serbian at 2%).
 _LANG_CONFIDENCE = 0.5
+# When the identifier is unsure of a text's language, the text still counts as in an
+# unevaluated one if the evaluated languages together get less than this share of what a
+# text with no evidence gets (language.surely_none_of). With the 16 evaluated languages: under
+# 0.047 against 0.14 for "ok", "👍" or "10/10"; Danish split between Norwegian and Danish gets
+# 0.001, Swahili 0.04. 34 of the 10,555 labelled texts fall below it (romanised Hindi and
+# Arabic, which the identifier does not know).
+_LANG_EVIDENCE = 1 / 3
 # Passes are padded to a multiple of 8 tokens. oneDNN (torch's bf16 and fp32 matrix products on
 # CPU) compiles a kernel for every input shape and keeps ONEDNN_PRIMITIVE_CACHE_CAPACITY of them
 # (64 by default in cxthemes, to bound memory); with every length its own shape, passes of mixed
@@ -54,6 +62,12 @@ PASS_OVERHEAD_TOKENS = 64
 # +26-31%, sorted offline batches +10%. Longer rows cost more (each token attends to its whole
 # row): rows of 96 tokens gained about as much, 128 +16-22%, 256 0-5% (bench/RESULTS.md).
 PACK_TOKENS = 64
+# Characters of scripts written without spaces between words (CJK ideographs, kana, Thai, Lao,
+# Khmer, Myanmar): a sentence cut by tokens may be cut at any token boundary next to them.
+_NO_SPACES = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -126,8 +140,10 @@ def plan_passes(lengths: Sequence[int], max_size: int) -> list[tuple[int, int]]:
 
 
 class EmptyTextError(ValueError):
-    """A text is empty or only whitespace: there is nothing to classify (the model would
-    still assign themes to it). Callers drop or report such texts before predicting."""
+    """A text is empty or only whitespace or other invisible characters (controls, zero-width
+    and format characters, combining marks, fillers: see :func:`~service.text.has_visible_text`):
+    there is nothing to classify (the model would still assign themes to it). Callers drop or
+    report such texts before predicting."""
 
 
 class InvalidUnicodeError(ValueError):
@@ -296,12 +312,35 @@ class Predictor:
         return windows
 
     def _cut_by_tokens(self, sentence: str, budget: int) -> list[tuple[str, int]]:
+        """``sentence`` (longer than ``budget`` tokens) cut into (piece, token count) pieces
+        of at most ``budget`` tokens, each ending before the last word start that fits (not
+        inside a word: "unbeli|evably"); by tokens only where one word is longer than the
+        budget. Between CJK (or Thai...) characters any token boundary is a word's."""
         enc = self._tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
+        tokens = enc.tokens() if getattr(enc, "encodings", None) else [""] * len(offsets)
+        n = len(offsets)
+
+        def word_start(j: int) -> bool:  # whether token j starts a word
+            at = offsets[j][0]
+            return (
+                tokens[j].startswith("\u2581")  # SentencePiece's word marker
+                or (at < len(sentence) and sentence[at].isspace())
+                or (at > 0 and sentence[at - 1].isspace())
+                or _NO_SPACES.match(sentence, max(at - 1, 0)) is not None
+                or _NO_SPACES.match(sentence, at) is not None
+            )
+
         pieces = []
-        for start in range(0, len(offsets), budget):
-            chunk = offsets[start : start + budget]
-            pieces.append((sentence[chunk[0][0] : chunk[-1][1]], len(chunk)))
+        start = 0
+        while start < n:
+            end = min(start + budget, n)
+            if end < n:  # else the rest fits
+                end = next((j for j in range(end, start, -1) if word_start(j)), end)
+            a, b = offsets[start][0], offsets[end - 1][1]
+            piece = sentence[a:b].strip() or sentence[a:b]  # the word marker's space
+            pieces.append((piece, end - start))
+            start = end
         return pieces
 
     # -- model -------------------------------------------------------------------------------
@@ -477,8 +516,13 @@ class Predictor:
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> list[Prediction]:
         """Score ``texts``; ``langs`` optionally gives each text's language (else detected,
-        and None where too unsure). A text that is empty or only whitespace raises
-        :class:`EmptyTextError`, one with a lone surrogate :class:`InvalidUnicodeError`."""
+        and None where too unsure). A text with nothing visible in it (empty, whitespace,
+        zero-width or control characters) raises :class:`EmptyTextError`, one with a lone
+        surrogate :class:`InvalidUnicodeError`.
+
+        ``needs_review`` follows from the reported (rounded) scores and thresholds, as the
+        themes do: "score_near_threshold" when, for some theme, ``round(abs(score -
+        threshold), 4) < review_margin``."""
         return self._predict(texts, langs, evidence=self.evidence, detect=True)
 
     def _predict(
@@ -493,8 +537,11 @@ class Predictor:
         if langs is not None and len(langs) != len(texts):
             raise ValueError("langs must be as long as texts")
         for i, text in enumerate(texts):
-            if not text.strip():
-                raise EmptyTextError(f"text {i} is empty or only whitespace; nothing to classify")
+            if not has_visible_text(text):
+                raise EmptyTextError(
+                    f"text {i} is empty or only whitespace or invisible characters; "
+                    "nothing to classify"
+                )
             if not is_unicode(text):
                 raise InvalidUnicodeError(
                     f"text {i} holds a lone surrogate (a \\ud800-\\udfff code point without "
@@ -556,16 +603,24 @@ class Predictor:
         for i, text in enumerate(texts):
             scores = text_theme[i]
             sent = text_sent[i] / max(weights[i], 1e-9)
-            chosen = [k for k in range(n_themes) if _round(scores[k]) >= self.thresholds[k]]
+            # Every decision follows from the scores as reported (rounded), so a caller can
+            # recompute it; their distance to a threshold is rounded too (0.6 - 0.5 is
+            # 0.0999... in floating point, not under a margin of 0.1).
+            reported = [_round(s) for s in scores]
+            chosen = [k for k in range(n_themes) if reported[k] >= self.thresholds[k]]
             reasons = []
-            if np.any(np.abs(scores - self.thresholds) < self.review_margin):
+            gaps = np.round(np.abs(np.array(reported) - self.thresholds), 4)
+            if np.any(gaps < self.review_margin):
                 reasons.append("score_near_threshold")
             lang = normalise_language(langs[i]) if langs is not None else None
             if lang is not None:
                 known = lang in self.languages
             elif detect:
                 lang = self._detected_language(text)
-                known = lang is None or lang in self.languages  # unsure: not flagged
+                if lang is None:  # unsure which language: flagged only if surely none we know
+                    known = not surely_none_of(text, self.languages, _LANG_EVIDENCE)
+                else:
+                    known = lang in self.languages
             else:
                 known = True
             if self.languages and not known:
@@ -580,7 +635,7 @@ class Predictor:
             results.append(
                 Prediction(
                     themes=[self.theme_ids[k] for k in chosen],
-                    scores={t: _round(scores[k]) for k, t in enumerate(self.theme_ids)},
+                    scores=dict(zip(self.theme_ids, reported, strict=True)),
                     sentiment=self.sentiments[int(np.argmax(sent))],
                     sentiment_scores={s: _round(sent[k]) for k, s in enumerate(self.sentiments)},
                     needs_review=bool(reasons),

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from service.text import has_visible_text
+
 
 def _as_utc(value: datetime) -> datetime:
     # The store keeps naive UTC; answers carry the offset so they are RFC 3339 date-times.
@@ -155,8 +157,8 @@ class ClassifyItem(BaseModel):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty or only whitespace")
+        if not has_visible_text(value):  # zero-width, control characters...: nothing to classify
+            raise ValueError("text must not be empty or only whitespace or invisible characters")
         _check_unicode(value, "text")
         return value
 

@@ -27,6 +27,7 @@ from typing import Any
 from service.batch.readers import InputError, Reader
 from service.batch.runner import Job, ScoreOptions, parse_date
 from service.batch.writers import PredictionColumns
+from service.text import has_visible_text
 
 # The column that carries each row's problem (None: scorable) between the read and the filter;
 # dropped from the output, written as ``reason`` into the errors folder.
@@ -134,8 +135,8 @@ def _problem(options: dict, row: dict) -> str | None:
     if row.get(_PROBLEM):
         return row[_PROBLEM]
     text = row.get(text_column)
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return "empty text"
+    if text is None or (isinstance(text, str) and not has_visible_text(text)):
+        return "empty text"  # or only whitespace, zero-width or control characters
     if not isinstance(text, str):
         return f"text is not a string ({type(text).__name__})"
     if _missing(row.get(options["id_column"])):

@@ -39,6 +39,7 @@ from service.batch.writers import (
     xlsx_too_long,
 )
 from service.store.tables import ID_LENGTH
+from service.text import has_visible_text
 
 WORK_FORMAT = 2  # 2: the identity holds the bundle's fingerprint and the predictor's settings
 
@@ -298,8 +299,8 @@ class Job:
         if self.options.text_column not in record.values:
             return f"no {self.options.text_column!r} field"
         text = record.values.get(self.options.text_column)
-        if text is None or (isinstance(text, str) and not text.strip()):
-            return "empty text"
+        if text is None or (isinstance(text, str) and not has_visible_text(text)):
+            return "empty text"  # or only whitespace, zero-width or control characters
         if not isinstance(text, str):
             return f"text is not a string ({type(text).__name__})"
         if self.output_format == "xlsx" and (column := xlsx_too_long(record.values)):

@@ -7,6 +7,9 @@ from service.language import (
     detect_language,
     identifier_languages,
     normalise_language,
+    prior_share,
+    share_in,
+    surely_none_of,
 )
 
 # ISO 639-3's individual languages of the macrolanguages among the evaluated languages
@@ -102,3 +105,66 @@ def test_detection_reports_varieties_as_their_language():
     # Traditional Chinese comes back from py3langid as Cantonese (yue).
     text = "客戶來電詢問本期電費繳費期限，已告知本月25日前繳納即可，客戶無其他問題。"
     assert detect_language(text)[0] == "zh"
+
+
+EVALUATED = (
+    "ar",
+    "de",
+    "en",
+    "es",
+    "fr",
+    "hi",
+    "id",
+    "it",
+    "ja",
+    "ko",
+    "nl",
+    "pt",
+    "ru",
+    "tr",
+    "vi",
+    "zh",
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Appen er langsom og support svarer aldrig.",  # Danish: Norwegian 0.39, Danish 0.33
+        "Programu ni polepole sana",  # Swahili, 0.33 at best
+    ],
+)
+def test_a_text_surely_in_no_evaluated_language_has_almost_no_share(text):
+    """The identifier is unsure which language these are in (no guess reaches 0.5), but
+    sure that they are in none of the evaluated ones."""
+    assert detect_language(text)[1] < 0.5
+    assert share_in(text, EVALUATED) < 0.05
+
+
+@pytest.mark.parametrize("text", ["ok", "👍👍", "10/10", "Too expensive", "Zu teuer", "Merci"])
+def test_texts_without_evidence_keep_a_share_near_the_prior(text):
+    """Short texts carry little evidence of any language: they must not count as out of
+    coverage just because the identifier's best guess is Serbian at 1%."""
+    assert share_in(text, EVALUATED) > 0.1
+
+
+def test_share_is_one_for_a_clear_text_and_zero_for_an_empty_one():
+    assert share_in("快递太慢了，等了两个星期，客服也不回复", EVALUATED) > 0.99
+    assert share_in("   ", EVALUATED) == 0.0
+    assert share_in("The delivery was late again.", ["en"]) > 0.9
+
+
+@pytest.mark.parametrize("languages", [EVALUATED, ("en", "zh"), ("en",)])
+def test_texts_without_evidence_are_never_surely_out_of_coverage(languages):
+    """Relative to the prior: for a model evaluated on English alone, "ok" gets 0.007 of the
+    identifier's probability, as much as a text with nothing in it."""
+    for text in ("ok", "!!!", "👍👍", "thanks", "Too expensive"):
+        assert not surely_none_of(text, languages), text
+    assert prior_share(frozenset(languages)) == pytest.approx(share_in("10/10", languages))
+
+
+def test_a_danish_text_is_surely_in_none_of_the_evaluated_languages():
+    danish = "Appen er langsom og support svarer aldrig."
+    assert surely_none_of(danish, EVALUATED) and surely_none_of(danish, ("en", "zh"))
+    assert not surely_none_of(danish, (*EVALUATED, "da"))
+    assert not surely_none_of(danish, ())  # no evaluated languages: nothing to be out of

@@ -10,6 +10,7 @@ import torch
 from service.predictor import (
     PAD_TO_MULTIPLE_OF,
     PASS_OVERHEAD_TOKENS,
+    EmptyTextError,
     InvalidUnicodeError,
     Predictor,
     can_pack,
@@ -331,6 +332,18 @@ def test_an_unsure_language_is_reported_as_none_and_not_flagged(predictor, monke
     assert predictor.predict(["ok"])[0].as_row()["lang"] is None
 
 
+def test_an_unsure_guess_is_flagged_when_surely_no_evaluated_language(predictor, monkeypatch):
+    """The identifier splits a Danish text between Norwegian (0.39) and Danish (0.33): too
+    unsure to report a language, but sure it is none the model was evaluated on, so the text
+    is flagged; "ok", unsure for want of evidence, is not."""
+    guesses = {"Appen er langsom og support svarer aldrig.": ("no", 0.39), "ok": ("sr", 0.01)}
+    monkeypatch.setattr("service.predictor.detect_language", lambda text: guesses[text])
+    danish, ok = predictor.predict(list(guesses))
+    assert danish.lang is None and "language_not_evaluated" in danish.review_reasons
+    assert danish.needs_review
+    assert ok.lang is None and "language_not_evaluated" not in ok.review_reasons
+
+
 def test_given_codes_are_normalised_and_und_means_detect(predictor, monkeypatch):
     monkeypatch.setattr("service.predictor.detect_language", lambda text: ("en", 0.99))
     assert "en" in predictor.languages
@@ -425,3 +438,97 @@ def test_a_span_without_tokens_is_not_scored_and_never_evidence(every_theme, mon
     [pred] = every_theme.predict([text])
     assert set(pred.evidence) == set(every_theme.theme_ids)
     assert set(pred.evidence.values()) <= {parts[0], parts[2]}
+
+
+# -- fixes from a review of the predictor ------------------------------------------------------
+@pytest.mark.parametrize(
+    "invisible",
+    [
+        "\x00\x01\x02\x7f",  # controls (scored "positive" at 0.74 before)
+        "\u200b\u200b\u200b",
+        "\u200d\ufeff\u2060",
+        "\u2800\u2800",
+        "\u3164",
+        "\u0301\u0301",
+    ],
+)
+def test_a_text_of_invisible_characters_is_refused_with_its_position(predictor, invisible):
+    texts = ["The chatbot kept looping.", invisible]
+    with pytest.raises(EmptyTextError, match=r"text 1 is empty or only whitespace or invisible"):
+        predictor.predict(texts)
+
+
+def test_emoji_or_punctuation_alone_is_still_classified(predictor):
+    assert len(predictor.predict(["👍", "!!!", "😡😡😡", "\u200b👎"])) == 4
+
+
+def test_needs_review_follows_from_the_reported_scores(predictor, monkeypatch):
+    """The flag was computed from unrounded scores: 0.59996 is reported as 0.6, 0.1 from a
+    threshold of 0.5, yet was flagged as within a margin of 0.1. Now a caller gets the flag
+    back from the reported scores: round(abs(score - threshold), 4) < review_margin."""
+    raw = [0.59996, 0.40004, 0.60004, 0.5999, 0.39996, 0.6, 0.4, 0.7, 0.55]
+    saved = predictor.thresholds
+    predictor.thresholds = np.full(len(predictor.theme_ids), 0.5)
+    run = predictor._run
+
+    def fake(texts, spans=None):
+        themes, sentiments, span_p = run(texts, spans)
+        themes[:] = 0.0  # 0.5 from every threshold: never near
+        for i in range(len(texts)):
+            themes[i, 0] = raw[i]
+        return themes, sentiments, span_p
+
+    monkeypatch.setattr(predictor, "_run", fake)
+    try:
+        preds = predictor.predict([f"text {i}" for i in range(len(raw))], langs=["en"] * len(raw))
+    finally:
+        predictor.thresholds = saved
+    theme = predictor.theme_ids[0]
+    expected = [False, False, False, True, False, False, False, False, True]
+    assert [p.needs_review for p in preds] == expected
+    for p in preds:
+        recomputed = round(abs(p.scores[theme] - 0.5), 4) < predictor.review_margin
+        assert p.needs_review == recomputed
+        assert (theme in p.themes) == (p.scores[theme] >= 0.5)
+
+
+def _pieces_in(text, pieces):
+    """Where each piece lies in ``text``, in order."""
+    at, spans = 0, []
+    for piece in pieces:
+        start = text.index(piece, at)
+        spans.append((start, start + len(piece)))
+        at = start + len(piece)
+    return spans
+
+
+def test_a_long_sentence_is_cut_between_words(predictor):
+    """Pieces of a sentence longer than a window ended at any token ("unbeli|evably"); now
+    each ends before the last word that fits, so every piece is whole words."""
+    text = "honestly the customer service representatives were unbelievably unhelpful and " * 20
+    text = text.strip()
+    budget = predictor.max_length - predictor._prefix_tokens
+    pieces = predictor._cut_by_tokens(text, budget)
+    assert len(pieces) > 5
+    for (a, b), (piece, n) in zip(_pieces_in(text, [p for p, _ in pieces]), pieces, strict=True):
+        assert 0 < n <= budget and piece == piece.strip()
+        assert a == 0 or text[a - 1] == " "
+        assert b == len(text) or text[b] == " "
+    assert " ".join(p for p, _ in pieces) == text
+    tokens = predictor._tokenize([text], add_special_tokens=False)["input_ids"][0]
+    assert sum(n for _, n in pieces) == len(tokens)
+    # Windows of a text cut so are those pieces.
+    assert predictor._windows(text, [text]) == pieces
+
+
+def test_a_word_longer_than_a_window_and_cjk_are_cut_by_tokens(predictor):
+    budget = predictor.max_length - predictor._prefix_tokens
+    word = "x" * 40 + "abcdefghijklmnopqrstuvwxyz" * 20  # one word of many tokens
+    pieces = predictor._cut_by_tokens(f"slow {word} app", budget)
+    assert "".join(p for p, _ in pieces).replace(" ", "") == f"slow{word}app"
+    assert all(0 < n <= budget for _, n in pieces)
+    # No spaces in Chinese: every piece but the last takes the whole budget.
+    chinese = "快递太慢了客服也不回复价格太贵了应用经常崩溃" * 20
+    pieces = predictor._cut_by_tokens(chinese, budget)
+    assert "".join(p for p, _ in pieces) == chinese
+    assert all(n == budget for _, n in pieces[:-1])

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from service.predictor import EmptyTextError, Predictor
+from service.text import has_visible_text
 
 SENTIMENTS = {"negative", "neutral", "positive"}
 
@@ -59,7 +60,7 @@ TEXT = st.one_of(
     _ANY_TEXT,
     st.lists(st.one_of(_PIECES, _ANY_TEXT), min_size=1, max_size=12).map("".join),
     st.lists(st.one_of(_PIECES, _ANY_TEXT), min_size=1, max_size=12).map(" ".join),
-).filter(lambda t: t.strip())
+).filter(has_visible_text)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_same_text_same_answer(predictor, text):
 )
 def test_very_long_texts(predictor, pieces, repeat):
     text = (" ".join(pieces) + " ") * repeat
-    assume(text.strip())
+    assume(has_visible_text(text))
     text = text[:40_000]
     [p] = predictor.predict([text])
     assert_well_formed(predictor, text, p)

@@ -23,6 +23,7 @@ from service.api.schemas import (
 from service.batching import QueueFull
 from service.privacy import truncate_text
 from service.store import RecordInput
+from service.text import lstrip_invisible
 
 # The key is checked before the body is parsed (see KeyFirstRoute).
 router = APIRouter(prefix="/v1", tags=["classify"], route_class=KeyFirstRoute)
@@ -87,10 +88,11 @@ async def classify(
                         f"the limit is {settings.max_text_chars}",
                     },
                 )
-            # Leading whitespace is not the text: cut after it, or a text that starts with
-            # enough of it would be cut to nothing (and fail its whole micro-batch). Personal
-            # data cut in half would no longer be found by masking: it is cut whole.
-            text = truncate_text(text.lstrip(), settings.max_text_chars)
+            # Leading whitespace (or zero-width characters) is not the text: cut after it, or
+            # a text that starts with enough of it would be cut to nothing visible (and fail
+            # its whole micro-batch). Personal data cut in half would no longer be found by
+            # masking: it is cut whole.
+            text = truncate_text(lstrip_invisible(text), settings.max_text_chars)
         texts.append(text)
     langs = [(item.metadata.lang or None) if item.metadata else None for item in body.items]
     telemetry.request_items.observe(len(texts))

@@ -52,7 +52,22 @@ def assert_well_formed(result: dict, item_id) -> None:
 
 
 # -- empty and whitespace-only texts ---------------------------------------------------------
-@pytest.mark.parametrize("blank", ["", "\t\n \r", "\u3000\u00a0\u2003"])  # ideographic, NBSP, em
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "",
+        "\t\n \r",
+        "\u3000\u00a0\u2003",  # ideographic, NBSP, em
+        # Nothing visible either: controls, zero-width and format characters, a combining
+        # mark without a base, Braille and Hangul fillers (all scored before).
+        "\x00\x01\x02\x7f",
+        "\u200b\u200b",
+        "\u200d\ufeff\u2060",
+        "\u0301\u0301",
+        "\u2800\u2800",
+        "\u3164",
+    ],
+)
 def test_empty_and_whitespace_only_texts_are_422_naming_the_item(client, blank):
     body = {"items": [{"id": "ok", "text": "Fine app."}, {"id": "blank", "text": blank}]}
     r = client.post("/v1/classify", json=body)
@@ -60,12 +75,12 @@ def test_empty_and_whitespace_only_texts_are_422_naming_the_item(client, blank):
     assert "empty or only whitespace" in r.json()["detail"][0]["message"]
 
 
-def test_invisible_but_not_whitespace_text_is_scored(client):
-    # Defined result: only Unicode whitespace (str.isspace) makes a text blank. A zero-width
-    # space is a format character, not whitespace: the text is scored like any other.
-    r = client.post("/v1/classify", json={"items": [{"id": "zw", "text": "\u200b\u200b"}]})
+@pytest.mark.parametrize("text", ["👍", "!!!", "\u200b\u200b😡"])
+def test_emoji_or_punctuation_alone_is_scored(client, text):
+    # Defined result: a text with anything visible is feedback, even without letters.
+    r = client.post("/v1/classify", json={"items": [{"id": "e", "text": text}]})
     assert r.status_code == 200
-    assert_well_formed(r.json()["results"][0], "zw")
+    assert_well_formed(r.json()["results"][0], "e")
 
 
 # -- 1 MB texts --------------------------------------------------------------------------------
@@ -429,6 +444,18 @@ def test_a_text_cut_inside_its_leading_whitespace_is_scored_and_spares_its_batch
     assert [a.status_code for a in answers] == [200] * 4
     alone = client.post("/v1/classify", json={"items": [{"id": "c", "text": "Prices dou"}]})
     assert answers[0].json()["results"][0]["scores"] == alone.json()["results"][0]["scores"]
+
+
+def test_a_text_cut_inside_its_leading_zero_width_characters_is_scored(make_client):
+    """With truncate_long_texts, a text starting with more zero-width characters than
+    max_text_chars would be cut to nothing visible, which is refused: they go first, as
+    leading whitespace does."""
+    client = make_client(truncate_long_texts=True, max_text_chars=10)
+    text = "\u200b\ufeff" * 10 + "Prices doubled"
+    r = client.post("/v1/classify", json={"items": [{"id": "zw", "text": text}]})
+    assert r.status_code == 200
+    alone = client.post("/v1/classify", json={"items": [{"id": "c", "text": "Prices dou"}]})
+    assert r.json()["results"][0]["scores"] == alone.json()["results"][0]["scores"]
 
 
 @pytest.mark.parametrize("lang", ["bob@example.com", "e n", "123", "en\x00", "x" * 40])

@@ -467,3 +467,33 @@ def test_xlsx_output_is_byte_identical_across_runs(predictor, tmp_path, monkeypa
     monkeypatch.setattr(time_module, "time", lambda: real() + 86_400)  # a day later
     run(predictor, src, tmp_path / "b.xlsx")
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+
+
+# -- texts with nothing visible ----------------------------------------------------------------
+INVISIBLE_TEXTS = ["\x00\x01\x02\x7f", "\u200b\u200b", "\u200d\ufeff\u2060", "\u2800", "\u3164"]
+
+
+def test_a_text_of_invisible_characters_is_an_empty_text_bad_row(predictor, tmp_path):
+    """Control, zero-width, filler characters alone were scored (controls as "positive");
+    now they are bad rows like a blank text. Emoji or punctuation alone are still scored."""
+    src = tmp_path / "in.jsonl"
+    texts = ["Refund took a month.", *INVISIBLE_TEXTS, "👍", "!!!"]
+    src.write_text(
+        "".join(json.dumps({"id": f"r{k}", "text": t}) + "\n" for k, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    summary = run(predictor, src, tmp_path / "out.jsonl")
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in rows] == ["r0", "r6", "r7"] and summary.errors == 5
+    with summary.errors_path.open() as fh:
+        errors = list(csv.DictReader(fh))
+    assert [e["reason"] for e in errors] == ["empty text"] * 5
+
+
+def test_the_ray_engine_refuses_invisible_texts_as_empty_too():
+    from service.batch.ray_engine import _problem
+
+    opts = {"text_column": "text", "id_column": "id", "date_column": None}
+    for text in INVISIBLE_TEXTS:
+        assert _problem(opts, {"id": "a", "text": text}) == "empty text"
+    assert _problem(opts, {"id": "a", "text": "👍"}) is None
