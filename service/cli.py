@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -450,13 +451,32 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
     label_import = _training("label_import")
     from service.taxonomy import load_taxonomy
 
-    result = label_import.import_labels(
-        Path(args.file),
-        Path(args.labels or settings.labels_dir),
-        load_taxonomy(settings.taxonomy_path),
-        by=args.by,
-        source=args.source,
-    )
+    path = Path(args.file)
+    labels_root = Path(args.labels or settings.labels_dir)
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    train_only = args.train_only
+    if train_only is None:
+        # Review-queue items and `labels select` batches were picked near a threshold: split by
+        # hash, about 30% would make dev and test harder than real traffic, silently.
+        train_only = _chosen_by_model(path)
+        if train_only:
+            print(
+                f"note: {path} holds tasks chosen by the model (meta.review_reasons, from "
+                "`review export` or `labels select`): recorded as train, as with --train-only "
+                "(--no-train-only splits them by hash)",
+                file=sys.stderr,
+            )
+    if train_only:
+        splits = _training("splits")
+        # Checked before the import is written: recorded only afterwards, a damaged manifest
+        # (a merge conflict) would otherwise leave imported items in their hash split.
+        try:
+            splits.check_manifest(splits.SPLITS_FILE)
+        except ValueError as exc:
+            raise CLIError(
+                f"{exc}; nothing was imported (--train-only records the items there)"
+            ) from None
+    result = label_import.import_labels(path, labels_root, taxonomy, by=args.by, source=args.source)
     for line in result.duplicates:
         print(f"duplicate, skipped: {line}", file=sys.stderr)
     for line in result.conflicts:
@@ -466,20 +486,93 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
         f"imported {result.imported} items{where}; {len(result.duplicates)} duplicates and "
         f"{len(result.conflicts)} conflicts skipped; {result.unannotated} tasks not annotated"
     )
-    if args.train_only and result.texts:
-        splits = _training("splits")
-        labels_root = Path(args.labels or settings.labels_dir).resolve()
-        if not labels_root.is_relative_to(splits.SPLITS_FILE.parent):
-            # One frozen manifest serves every labels folder (train and evaluate read it).
-            print(
-                f"note: the train split is recorded in {splits.SPLITS_FILE}, beside the code, "
-                f"not in {labels_root}: keep that file with these labels",
-                file=sys.stderr,
-            )
-        recorded = splits.record_split(result.texts, "train", splits.SPLITS_FILE)
-        already = len(result.texts) - recorded
-        print(f"{recorded} recorded as train in the frozen splits; {already} were already there")
+    if result.masked:
+        print(f"personal data masked in {result.masked} of the imported texts")
+    for line in result.disagreements:
+        print(f"annotators disagree: {line}", file=sys.stderr)
+    if result.disagreements:
+        print(
+            f"{len(result.disagreements)} tasks had annotators who disagree (a ground-truth "
+            "annotation, else the newest complete one, was used)",
+            file=sys.stderr,
+        )
+    if train_only:
+        _record_train_only(path, labels_root, taxonomy, result.texts)
     return 1 if result.conflicts else 0
+
+
+def _chosen_by_model(path: Path) -> bool:
+    """Whether ``path`` is a Label Studio export of tasks that `review export` or `labels
+    select` wrote (an unreadable file is left for the import to report)."""
+    from service.labelstudio import chosen_by_model
+
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        return chosen_by_model(json.loads(path.read_text(encoding="utf-8-sig")))
+    except (OSError, ValueError):
+        return False
+
+
+def _record_train_only(path: Path, labels_root: Path, taxonomy, new_texts: list[str]) -> None:
+    """Record as train the texts just imported from ``path`` and those of its rows whose
+    labelled copy an earlier import wrote: a first run without --train-only, or one whose
+    recording failed, found them then, and a re-run finds only duplicates. Items already in
+    the manifest keep their split."""
+    splits = _training("splits")
+    if not labels_root.resolve().is_relative_to(splits.SPLITS_FILE.parent):
+        # One frozen manifest serves every labels folder (train and evaluate read it).
+        print(
+            f"note: the train split is recorded in {splits.SPLITS_FILE}, beside the code, "
+            f"not in {labels_root.resolve()}: keep that file with these labels",
+            file=sys.stderr,
+        )
+    texts = [*new_texts, *_imported_copies(path, labels_root, taxonomy)]
+    try:
+        recorded = splits.record_split(texts, "train", splits.SPLITS_FILE)
+    except (OSError, ValueError) as exc:
+        raise CLIError(
+            f"the labels were imported, but not recorded as train ({exc}): fix that and run "
+            "the same import again, which records the items it finds already imported"
+        ) from None
+    already = len({splits.text_key(t) for t in texts}) - recorded
+    print(f"{recorded} recorded as train in the frozen splits; {already} were already there")
+
+
+def _imported_copies(path: Path, labels_root: Path, taxonomy) -> list[str]:
+    """For each row of ``path``, the text of its labelled copy if that lies under
+    ``imported/`` (matched as `labels import` matches copies); labelled data from elsewhere is
+    not the import's to move."""
+    data = _training("data")
+    label_import = _training("label_import")
+    from service.privacy import mask_pii
+    from service.text import normalise_for_dedup
+
+    imported = (labels_root / "imported").resolve()
+    if not imported.is_dir():
+        return []
+    items, _ = data.load_items(data.find_label_files(labels_root), taxonomy)
+    exact, near = {}, {}
+    for item in items:
+        if isinstance(item.text, str):
+            exact[normalise_for_dedup(item.text)] = item
+            near.setdefault(label_import.near_key(item.text) or item.text, item)
+    rows, _ = label_import.read_rows(path)
+    copies = []
+    for _, row in rows:
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        # As imported: the text, or the text with its personal data masked.
+        for form in dict.fromkeys([text.strip(), mask_pii(text.strip())]):
+            item = exact.get(normalise_for_dedup(form)) or near.get(
+                label_import.near_key(form) or form
+            )
+            if item is not None:
+                if Path(item.file).resolve().is_relative_to(imported):
+                    copies.append(item.text)
+                break
+    return copies
 
 
 # Texts scored at a time by `labels select` (the predictor sorts each chunk by length).
@@ -496,6 +589,7 @@ def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
     from service.bundle import resolve_model_path
     from service.labelstudio import label_config, review_task
     from service.predictor import Predictor, predictor_options
+    from service.privacy import mask_pii
     from service.taxonomy import load_taxonomy
 
     if args.n < 1:
@@ -507,7 +601,11 @@ def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
     items, _ = data.load_items(data.find_label_files(labels), taxonomy)
     try:
         found = selection.read_candidates(
-            Path(args.file), args.text_column, args.id_column, (i.text for i in items)
+            Path(args.file),
+            args.text_column,
+            args.id_column,
+            (i.text for i in items),
+            encoding=args.encoding,
         )
     except InputError as exc:
         raise CLIError(str(exc)) from None
@@ -540,7 +638,9 @@ def cmd_labels_select(args: argparse.Namespace, settings: Settings) -> int:
         themes, sentiment, lang = answers[i]
         row = {
             "id": found.ids[i],
-            "text": found.texts[i],
+            # Masked as the store masks the texts `review export` writes: the task file is
+            # handed to labellers and Label Studio. The model scored the text as it came.
+            "text": mask_pii(found.texts[i]),
             "lang": lang,
             "themes": themes,
             "sentiment": sentiment,
@@ -777,15 +877,7 @@ def cmd_review_resolve(args: argparse.Namespace, settings: Settings) -> int:
 
     ids = [str(i) for i in args.ids]
     if args.from_file:
-        label_import = _training("label_import")
-        path = Path(args.from_file)
-        rows, unannotated = label_import.read_rows(path)
-        bad = [n for n, row in rows if "__error__" in row or row.get("id") in (None, "")]
-        if bad:
-            raise CLIError(f"{path}: rows without a usable id: {_numbers(bad)}")
-        ids += [str(row["id"]) for _, row in rows]
-        if unannotated:  # not labelled yet: they stay in the queue
-            print(f"{unannotated} tasks in {path} are not annotated: left open", file=sys.stderr)
+        ids += _labelled_ids(Path(args.from_file), settings)
     if not ids:
         raise CLIError("no ids: give them as arguments or with --from")
     _refuse_missing_sqlite(settings.database_url)  # a typo must not create an empty store
@@ -802,6 +894,54 @@ def cmd_review_resolve(args: argparse.Namespace, settings: Settings) -> int:
         f"{result.remaining} items left in the review queue"
     )
     return 0
+
+
+def _labelled_ids(path: Path, settings: Settings) -> list[str]:
+    """The ids of the items ``path`` labels, if `labels import` accepts the file: for a Label
+    Studio export, each annotated task's ``data.id``; for labels (JSONL, CSV), each row's
+    ``id``. Tasks not annotated, and tasks or rows without an id, are skipped and counted."""
+    label_import = _training("label_import")
+    from service.labelstudio import task_item_id
+    from service.taxonomy import load_taxonomy
+
+    # The import refuses a whole file for one bad row (an incomplete annotation, an unknown
+    # theme): closing its other items would drop them from the queue with their labels never
+    # imported. So the file goes through the import itself, into a folder thrown away after.
+    with tempfile.TemporaryDirectory(prefix="cxthemes-resolve-") as scratch:
+        try:
+            label_import.import_labels(path, Path(scratch), load_taxonomy(settings.taxonomy_path))
+        except label_import.LabelImportError as exc:
+            lines = str(exc).splitlines()
+            raise CLIError(
+                "\n".join(
+                    [
+                        f"{path}: `labels import` refuses it, so nothing was resolved (fix it, "
+                        "import it, then resolve):",
+                        *(lines[1:] or lines),
+                    ]
+                )
+            ) from None
+    rows, unannotated = label_import.read_rows(path)
+    if path.suffix.lower() == ".json":
+        # Ids from data.id only: a task without one (not written by `review export`) would
+        # otherwise fall back to Label Studio's task number, which may name an unrelated item.
+        tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+        found = [task_item_id(tasks[number - 1]) for number, _ in rows]
+        what = "annotated tasks have no data.id (not from `review export`)"
+    else:
+        found = [None if row.get("id") in (None, "") else str(row["id"]) for _, row in rows]
+        what = "rows have no id"
+    ids = [i for i in found if i is not None]
+    if unannotated:  # not labelled yet: they stay in the queue
+        print(f"{unannotated} tasks in {path} are not annotated: left open", file=sys.stderr)
+    if len(ids) < len(found):
+        missing = [number for (number, _), i in zip(rows, found, strict=True) if i is None]
+        print(
+            f"{len(missing)} {what}: skipped (row{'s' * (len(missing) > 1)} "
+            f"{_numbers(missing)} of {path})",
+            file=sys.stderr,
+        )
+    return ids
 
 
 def _numbers(numbers: list[int], shown: int = 10) -> str:
@@ -1249,7 +1389,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="from_file",
         metavar="FILE",
-        help="a Label Studio export (.json: its annotated tasks) or labels (.jsonl/.csv: id)",
+        help="a Label Studio export (.json: its annotated tasks' data.id) or labels (.jsonl/.csv: "
+        "id); only a file that `labels import` accepts",
     )
     q.add_argument("--reopen", action="store_true", help="put the items back in the queue")
     q.set_defaults(func=cmd_review_resolve)
@@ -1342,9 +1483,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--source", help="source tag for the items (default: import:FILE)")
     q.add_argument(
         "--train-only",
-        action="store_true",
-        help="record the new items as train in labels/splits.tsv instead of splitting them by "
-        "hash (for texts chosen by `labels select`, which would bias dev and test)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record the items as train in labels/splits.tsv instead of splitting them by hash "
+        "(texts chosen by `labels select` or `review export` would bias dev and test); the "
+        "default for an export of such tasks (meta.review_reasons), --no-train-only to split "
+        "them by hash",
     )
     q.set_defaults(func=cmd_labels_import)
     q = labels_sub.add_parser(
@@ -1366,6 +1510,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--id-column", default="id", help="(default id)")
     q.add_argument("--labels", help="labelled-data folder, whose texts are left out")
     q.add_argument("--seed", type=int, default=0, help="seed of the random share (default 0)")
+    q.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="of a CSV or JSONL input, e.g. gbk, cp1252, utf-16 (default utf-8)",
+    )
     q.set_defaults(func=cmd_labels_select)
     return parser
 

@@ -68,3 +68,25 @@ def review_task(row: dict) -> dict:
             "reviewed_at": _utc_iso(row["reviewed_at"]) if row.get("reviewed_at") else None,
         },
     }
+
+
+def task_item_id(task: dict) -> str | None:
+    """The recorded item a task stands for: its ``data.id``, as :func:`review_task` writes it;
+    ``None`` when it has none. Never Label Studio's own task ``id``: a number it gave the task,
+    which may equal the id of an unrelated recorded item."""
+    data = task.get("data") if isinstance(task, dict) else None
+    value = data.get("id") if isinstance(data, dict) else None
+    return None if value in (None, "") else str(value)
+
+
+def chosen_by_model(tasks: object) -> bool:
+    """Whether any task carries ``meta.review_reasons``: :func:`review_task` writes them for the
+    items `review export` flagged and the texts `labels select` chose, both picked by how close
+    the model's scores lie to a threshold (Label Studio keeps a task's ``meta`` in its export).
+    """
+    return isinstance(tasks, list) and any(
+        isinstance(task, dict)
+        and isinstance(task.get("meta"), dict)
+        and bool(task["meta"].get("review_reasons"))
+        for task in tasks
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,12 +17,35 @@ from pathlib import Path
 
 import numpy as np
 
+from service.language import normalise_language
 from service.taxonomy import Taxonomy
 from service.text import normalise_for_dedup
 from training.corpora import EXTRACTORS, TextResolver
 from training.splits import SPLITS, load_manifest, split_of
 
-_LANG_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+# ISO 639-1: the labelled data and the bundle's evaluated languages use these codes.
+_ISO_639_1 = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv "
+    "cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho "
+    "hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku "
+    "kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn "
+    "no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm "
+    "sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi "
+    "vo wa wo xh yi yo za zh zu"
+)
+ISO_639_1 = frozenset(_ISO_639_1.split())
+
+
+def language_code(code: object) -> str | None:
+    """The ISO 639-1 code a labelled item's ``lang`` stands for, read as the service reads
+    codes (:func:`service.language.normalise_language`: ``"EN"``, ``"en_US"``, ``"en-GB"``
+    and ``"eng"`` are ``"en"``); None for anything else: not a string, blank, a code that
+    names no language (``"und"``, ``"mul"``, ``"zxx"``) or no known one (``"xx"``, ``"ace"``).
+    One rule for the labelled files and ``labels import``."""
+    if not isinstance(code, str):
+        return None
+    lang = normalise_language(code)
+    return lang if lang in ISO_639_1 else None
 
 
 @dataclass(frozen=True)
@@ -126,9 +148,9 @@ def read_jsonl_items(
             if sentiment not in taxonomy.sentiments:
                 problems.add(str(path), line_no, f"bad sentiment {sentiment!r}")
                 continue
-            lang = raw.get("lang")
-            if not isinstance(lang, str) or not _LANG_CODE.match(lang):
-                problems.add(str(path), line_no, f"bad language code {lang!r}")
+            lang = language_code(raw.get("lang"))
+            if lang is None:
+                problems.add(str(path), line_no, f"bad language code {raw.get('lang')!r}")
                 continue
             item_id = raw.get("id")
             if not isinstance(item_id, str) or not item_id:
@@ -138,7 +160,7 @@ def read_jsonl_items(
                 Item(
                     id=item_id,
                     text=text,
-                    lang=lang.split("-")[0],
+                    lang=lang,
                     themes=tuple(t for t in taxonomy.theme_ids if t in themes),
                     sentiment=sentiment,
                     source=str(raw.get("source", "")),

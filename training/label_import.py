@@ -1,16 +1,30 @@
-"""``cxthemes labels import``: new labels from CSV, JSONL or a Label Studio JSON export.
+"""``cxthemes labels import``: new labels from CSV, JSONL or a Label Studio export (JSON,
+JSON-MIN or CSV).
+
+Personal data in the texts (emails, cards, national IDs, phone numbers) is masked with
+:func:`service.privacy.mask_pii` before anything else: the labelled files are committed, and
+masked is how the store keeps texts (review exports are masked already), so duplicates are
+found against what is kept.
 
 All rows are validated against the taxonomy first; any bad row stops the import and every
-bad row is listed (nothing is half-imported). Texts that are already labelled (exactly, or
-the same once case, spacing, punctuation and digits are ignored) are reported and skipped;
-those labelled differently are reported as conflicts to resolve. What is imported goes to a
-new file under ``labels/data/imported/`` with its provenance (file, time, who).
+bad row is listed (nothing is half-imported), each by its row and, in a Label Studio export,
+its task. A Label Studio result the importer cannot read (a control other than the ``themes``
+and ``sentiment`` Choices or Taxonomy) is such an error, not a task without themes. Where
+annotators disagree, a ground-truth annotation wins, else the newest complete one; how many
+tasks had disagreeing annotators is reported. Language codes are read as the service reads
+them (``EN``, ``en_US`` and ``eng`` are ``en``) and must name an ISO 639-1 language.
+
+Texts that are already labelled (exactly, or the same once case, spacing and punctuation are
+ignored) are reported and skipped; those labelled differently are reported as conflicts to
+resolve. What is imported goes to a new file under ``labels/data/imported/`` with its
+provenance (file, time, who).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as _dt
 import getpass
 import hashlib
 import json
@@ -22,11 +36,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.privacy import mask_pii
 from service.taxonomy import Taxonomy
-from service.text import is_unicode, normalise_for_dedup
-from training.data import find_label_files, load_items
+from service.text import has_visible_text, is_unicode, normalise_for_dedup
+from training.data import find_label_files, language_code, load_items
 
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+# The controls of the labelling interface (service/labelstudio.py) and the result types read.
+_FIELDS = ("themes", "sentiment")
+_RESULT_TYPES = ("choices", "taxonomy")
 
 
 class LabelImportError(ValueError):
@@ -37,29 +54,87 @@ class LabelImportError(ValueError):
 class ImportResult:
     imported: int = 0
     out_path: Path | None = None
-    texts: list[str] = field(default_factory=list)  # the imported texts
+    texts: list[str] = field(default_factory=list)  # the imported texts (masked)
     duplicates: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unannotated: int = 0
+    # One line per Label Studio task whose annotators chose different labels, naming the
+    # annotation that was used.
+    disagreements: list[str] = field(default_factory=list)
+    masked: int = 0  # imported texts in which personal data was masked
+
+
+@dataclass
+class _Rows:
+    rows: list[tuple[int, dict]]
+    unannotated: int = 0
+    disagreements: list[tuple[int, dict, str]] = field(default_factory=list)  # row, what
+
+
+class _BadValue(ValueError):
+    """A themes or sentiment value that cannot be read."""
 
 
 def near_key(text: str) -> str:
-    """Letters only, case-folded: catches copies that differ in spacing, punctuation, digits."""
+    """Letters, marks and digits only, case-folded: catches copies that differ in spacing or
+    punctuation. Digits stay: "Rated 1/10" and "Rated 10/10" are different feedback."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LM")
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LMN")
 
 
 def _split_themes(value) -> list[str]:
+    """Theme ids from a list, a Label Studio value (``{"choices": [...]}``, a taxonomy's
+    ``{"taxonomy": [[...]]}``), such a value or list written as JSON in a CSV cell, or a
+    string of ids separated by ``;``, ``|`` or ``,``."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        if isinstance(value.get("choices"), list):
+            return _split_themes(value["choices"])
+        if isinstance(value.get("taxonomy"), list):
+            return _split_themes(value["taxonomy"])
+        raise _BadValue(f"cannot read themes {value!r}")
     if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [t.strip() for t in re.split(r"[;|,]", str(value)) if t.strip()]
+        out = []
+        for v in value:
+            if isinstance(v, list):  # a taxonomy path: its leaf is the theme
+                v = v[-1] if v else ""
+            if not isinstance(v, str | int | float):
+                raise _BadValue(f"cannot read themes {value!r}")
+            if str(v).strip():
+                out.append(str(v).strip())
+        return out
+    text = str(value).strip()
+    if text[:1] in ("{", "["):  # Label Studio's CSV export writes several choices as JSON
+        try:
+            return _split_themes(json.loads(text))
+        except json.JSONDecodeError:
+            raise _BadValue(f"cannot read themes {text!r}: not valid JSON") from None
+    return [t.strip() for t in re.split(r"[;|,]", text) if t.strip()]
+
+
+def _sentiment(value):
+    """The one sentiment of a string, list or ``{"choices": [...]}`` (also as JSON text)."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    if isinstance(value, dict | list):
+        chosen = _split_themes(value)
+        if len(chosen) > 1:
+            raise _BadValue(f"several sentiments {chosen}")
+        return chosen[0] if chosen else None
+    return value.strip() if isinstance(value, str) else value
 
 
 def read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
     """``(row number, {id, text, lang, themes, sentiment})`` rows, and how many Label Studio
-    tasks had no annotation yet (not an error: skipped)."""
+    tasks had no annotation yet (not an error: skipped). A row that cannot be read holds
+    ``__error__``; one whose labels cannot be read holds ``__problem__`` (its id is usable)."""
+    read = _read(path)
+    return read.rows, read.unannotated
+
+
+def _read(path: Path) -> _Rows:
     try:
         return _read_rows(path)
     except UnicodeDecodeError as exc:
@@ -82,7 +157,7 @@ def _where_undecodable(path: Path) -> str:
     return "somewhere"
 
 
-def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
+def _read_rows(path: Path) -> _Rows:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -96,60 +171,216 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
                     if not isinstance(row, dict):
                         row = {"__error__": "not a JSON object"}
                     rows.append((number, row))
-        return rows, 0
+        return _Rows(rows)
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            return [(n, dict(r)) for n, r in enumerate(csv.DictReader(fh), 1)], 0
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if columns and "text" not in columns:
+                hint = "; separated by ';'? use commas" if ";" in "".join(columns) else ""
+                raise LabelImportError(
+                    f"{path}: no 'text' column (found: {', '.join(map(repr, columns))}{hint}); "
+                    "the header names text, themes, sentiment and optionally id and lang, "
+                    "in lower case"
+                )
+            records = [(n, dict(r)) for n, r in enumerate(reader, 1)]
+        return _flat_rows(records)
     if suffix == ".json":
-        return _label_studio_rows(json.loads(path.read_text(encoding="utf-8-sig")))
+        return _json_rows(path, json.loads(path.read_text(encoding="utf-8-sig")))
     raise LabelImportError(f"{path}: use .csv, .jsonl or a Label Studio .json export")
 
 
-def _label_studio_rows(tasks) -> tuple[list[tuple[int, dict]], int]:
+def _json_rows(path: Path, tasks) -> _Rows:
+    """A Label Studio JSON export (tasks with ``data`` and ``annotations``) or JSON-MIN export
+    (flat records with ``text``, one per annotation); a list may hold both."""
     if not isinstance(tasks, list):
-        raise LabelImportError("a Label Studio export is a JSON list of tasks")
-    rows, unannotated = [], 0
+        raise LabelImportError(
+            f"{path}: a Label Studio export is a JSON list of tasks (JSON or JSON-MIN); this "
+            f"file holds a JSON {type(tasks).__name__}"
+        )
+    out = _Rows([])
+    flat = []
     for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
-            rows.append((number, {"__error__": "not a Label Studio task (a JSON object)"}))
-            continue
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        annotations = task.get("annotations") or []
-        results = [a.get("result") for a in annotations if isinstance(a, dict)]
-        if not isinstance(annotations, list) or not all(
-            isinstance(r, list | None) and all(isinstance(x, dict) for x in r or [])
-            for r in results
+            out.rows.append((number, {"__error__": "not a Label Studio task (a JSON object)"}))
+        elif "annotations" in task or "data" in task:
+            row = _task_row(number, task, out)
+            if row is not None:
+                out.rows.append((number, row))
+        elif "text" in task:
+            flat.append((number, task))
+        else:
+            out.rows.append(
+                (
+                    number,
+                    {
+                        "__error__": "neither a Label Studio task (data, annotations) nor a "
+                        "JSON-MIN record (text)"
+                    },
+                )
+            )
+    flat_rows = _flat_rows(flat)
+    out.rows = sorted(out.rows + flat_rows.rows, key=lambda r: r[0])
+    out.disagreements += flat_rows.disagreements
+    return out
+
+
+def _task_name(task_id, data_id) -> str | None:
+    """``Label Studio task 101, data.id fb-1``: what names a task in Label Studio and in the
+    exported data (the row number alone has to be counted out in the file)."""
+    names = [f"Label Studio task {task_id}"] if task_id is not None else []
+    names += [f"data.id {data_id}"] if data_id is not None else []
+    return ", ".join(names) or None
+
+
+def _at(path: Path, number: int, row: dict, message: str) -> str:
+    """``FILE: row N: message`` and, in a Label Studio export, ``(the task's names)``."""
+    task = row.get("__task__")
+    return f"{path}: row {number}: {message}" + (f" ({task})" if task else "")
+
+
+def _when(annotation: dict) -> _dt.datetime:
+    """When an annotation was last changed (timestamps compared as times, not strings:
+    "10:00:01Z" is later than "10:00:00.5Z"); the earliest time when it does not say."""
+    for key in ("updated_at", "created_at"):
+        value = annotation.get(key)
+        if isinstance(value, str):
+            try:
+                when = _dt.datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return _dt.datetime.min.replace(tzinfo=UTC)
+
+
+def _annotation_labels(annotation: dict) -> tuple[list[str], str | None]:
+    """Themes and sentiment of one annotation's results; _BadValue for a result that is not
+    a ``themes`` or ``sentiment`` Choices or Taxonomy control (its labels would be lost)."""
+    chosen: dict[str, list[str]] = {name: [] for name in _FIELDS}
+    for result in annotation.get("result") or []:
+        name, kind, value = result.get("from_name"), result.get("type"), result.get("value")
+        if (
+            name not in _FIELDS
+            or kind not in _RESULT_TYPES
+            or not isinstance(value, dict)
+            or not isinstance(value.get(kind), list)
         ):
-            rows.append((number, {"__error__": "malformed annotations"}))
-            continue
-        annotations = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
-        if not annotations:
-            unannotated += 1
-            continue
-        latest = max(
-            annotations, key=lambda a: str(a.get("updated_at") or a.get("created_at") or "")
+            raise _BadValue(
+                f"annotation {annotation.get('id')}: cannot read a result from_name={name!r} "
+                f"type={kind!r} (the labelling interface names Choices or Taxonomy controls "
+                "'themes' and 'sentiment', see `labels select`)"
+            )
+        chosen[name] += _split_themes({kind: value[kind]})
+    if len(chosen["sentiment"]) > 1:
+        raise _BadValue(
+            f"annotation {annotation.get('id')}: several sentiments {chosen['sentiment']}"
         )
-        choices = {
-            r.get("from_name"): (r.get("value") or {}).get("choices", [])
-            for r in latest.get("result") or []
-            if r.get("type") == "choices" and isinstance(r.get("value") or {}, dict)
+    return chosen["themes"], (chosen["sentiment"] or [None])[0]
+
+
+def _task_row(number: int, task: dict, out: _Rows) -> dict | None:
+    """The row of one task of a JSON export; None (counted) when it is not annotated yet."""
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    task_name = _task_name(task.get("id"), data.get("id"))
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list) or not all(
+        isinstance(a, dict)
+        and isinstance(a.get("result"), list | None)
+        and all(isinstance(x, dict) for x in a.get("result") or [])
+        for a in annotations
+    ):
+        return {"__error__": "malformed annotations", "__task__": task_name}
+    annotations = [a for a in annotations if not a.get("was_cancelled")]
+    if not annotations:
+        out.unannotated += 1
+        return None
+    row = {
+        "id": data.get("id", task.get("id")),
+        "text": data.get("text"),
+        "lang": data.get("lang"),
+        "__task__": task_name,
+    }
+    try:
+        labelled = [(a, *_annotation_labels(a)) for a in annotations]
+    except _BadValue as exc:
+        return {**row, "__problem__": str(exc)}
+    complete = [x for x in labelled if x[2] is not None]
+    if not complete:
+        return {
+            **row,
+            "__problem__": f"{len(annotations)} annotations, none of them chooses a sentiment",
         }
-        sentiment = choices.get("sentiment") or [None]
-        who = latest.get("completed_by")
-        rows.append(
+    truth = [x for x in complete if x[0].get("ground_truth")]
+    # The ground truth, else the newest complete one; the later in the list among equals.
+    _, (annotation, themes, sentiment) = max(
+        enumerate(truth or complete), key=lambda ix: (_when(ix[1][0]), ix[0])
+    )
+    who = annotation.get("completed_by")
+    row |= {
+        "themes": themes,
+        "sentiment": sentiment,
+        "labelled_by": who.get("email") if isinstance(who, dict) else who,
+    }
+    if len({(frozenset(t), s) for _, t, s in complete}) > 1:
+        used = "the ground truth" if truth else "the newest"
+        out.disagreements.append(
             (
                 number,
-                {
-                    "id": data.get("id", task.get("id")),
-                    "text": data.get("text"),
-                    "lang": data.get("lang"),
-                    "themes": choices.get("themes", []),
-                    "sentiment": sentiment[0],
-                    "labelled_by": who.get("email") if isinstance(who, dict) else who,
-                },
+                row,
+                f"{len(complete)} annotations disagree; used {used} "
+                f"(annotation {annotation.get('id')}: {themes}/{sentiment})",
             )
         )
-    return rows, unannotated
+    return row
+
+
+def _flat_rows(records: list[tuple[int, dict]]) -> _Rows:
+    """Rows of a CSV, or of a JSON-MIN export. A Label Studio export of these (it has
+    ``annotation_id``) holds one record per annotation: the records of one task (one ``id``)
+    are chosen between as a JSON export's annotations are (there is no ground truth in them:
+    the newest complete one)."""
+    out = _Rows([])
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    for number, record in records:
+        row = dict(record)
+        if "annotation_id" in record:
+            has_id = record.get("id") not in (None, "")
+            row["__task__"] = f"id {record['id']}" if has_id else None
+            row.setdefault("labelled_by", record.get("annotator"))
+            if has_id:
+                groups.setdefault(str(record["id"]), []).append((number, row))
+                continue
+        out.rows.append((number, row))
+    for group in groups.values():
+        if len(group) == 1:
+            out.rows.extend(group)
+            continue
+        try:
+            labelled = [
+                (n, r, _split_themes(r.get("themes")), _sentiment(r.get("sentiment")))
+                for n, r in group
+            ]
+        except _BadValue:
+            out.rows.extend(group)  # each bad value is reported with its row
+            continue
+        complete = [x for x in labelled if x[3] is not None]
+        if not complete:
+            out.rows.extend(group)  # reported as without a sentiment
+            continue
+        number, row, themes, sentiment = max(complete, key=lambda x: (_when(x[1]), x[0]))
+        if len({(frozenset(t), s) for _, _, t, s in complete}) > 1:
+            rows = ", ".join(str(x[0]) for x in complete)
+            out.disagreements.append(
+                (
+                    number,
+                    row,
+                    f"{len(complete)} annotations (rows {rows}) disagree; used the newest "
+                    f"({themes}/{sentiment})",
+                )
+            )
+        out.rows.append((number, row))
+    out.rows.sort(key=lambda r: r[0])
+    return out
 
 
 def import_labels(
@@ -159,75 +390,120 @@ def import_labels(
     by: str | None = None,
     source: str | None = None,
 ) -> ImportResult:
-    """Validate, de-duplicate and write the labels in ``path`` (see the module docstring)."""
+    """Validate, mask, de-duplicate and write the labels in ``path`` (see the module
+    docstring)."""
     from service.language import detect_language
 
-    rows, unannotated = read_rows(path)
+    read = _read(path)
     errors, clean = [], []
-    for number, row in rows:
-        where = f"{path}: row {number}"
+    valid_themes = ", ".join(taxonomy.theme_ids)
+    for number, row in read.rows:
+
+        def bad(message: str, number: int = number, row: dict = row) -> None:
+            errors.append(_at(path, number, row, message))  # the row's file, number and task
+
         if "__error__" in row:
-            errors.append(f"{where}: {row['__error__']}")
+            bad(row["__error__"])
+            continue
+        if "__problem__" in row:
+            bad(row["__problem__"])
             continue
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
-            errors.append(f"{where}: empty or missing text")
+            bad("empty or missing text")
+            continue
+        if not has_visible_text(text):  # zero-width spaces, a Hangul filler: nothing to label
+            bad("empty text (only invisible characters)")
             continue
         if not is_unicode(text):
-            errors.append(f"{where}: text holds a lone surrogate (\\ud800-\\udfff): not Unicode")
+            bad("text holds a lone surrogate (\\ud800-\\udfff): not Unicode")
             continue
-        themes = _split_themes(row.get("themes"))
+        raw = text.strip()
+        text = mask_pii(raw)  # before the comparisons: the store keeps (and exports) it masked
+        try:
+            themes = _split_themes(row.get("themes"))
+            sentiment = _sentiment(row.get("sentiment"))
+        except _BadValue as exc:
+            bad(str(exc))
+            continue
         unknown = sorted(set(themes) - set(taxonomy.theme_ids))
         if unknown:
-            errors.append(f"{where}: unknown theme ids {unknown}")
-        sentiment = row.get("sentiment")
+            bad(f"unknown theme ids {unknown} (valid: {valid_themes})")
         if sentiment not in taxonomy.sentiments:
-            errors.append(
-                f"{where}: unknown sentiment {sentiment!r} (use {list(taxonomy.sentiments)})"
-            )
-        lang = row.get("lang") or detect_language(text)[0]
-        if not isinstance(lang, str) or not _LANG.match(lang):
-            errors.append(f"{where}: bad language code {lang!r}")
-        if not unknown and sentiment in taxonomy.sentiments:
+            none = ": none chosen" if sentiment in (None, "") else ""
+            bad(f"unknown sentiment {sentiment!r}{none} (use {list(taxonomy.sentiments)})")
+        given = row.get("lang")
+        if given is None or (isinstance(given, str) and not given.strip()):
+            detected = detect_language(text)[0]
+            lang = language_code(detected)
+            if lang is None:  # emoji or numbers only, or a language without an ISO 639-1 code
+                bad(
+                    f"no lang given and the text's language cannot be told "
+                    f"(detected {detected!r}): give its ISO 639-1 code"
+                )
+        else:
+            lang = language_code(given)
+            if lang is None:
+                bad(
+                    f"bad language code {given!r} (use an ISO 639-1 code such as en "
+                    "or zh; und, mul and zxx name no language)"
+                )
+        if not unknown and sentiment in taxonomy.sentiments and lang is not None:
             ordered = [t for t in taxonomy.theme_ids if t in themes]
-            clean.append((number, row, text.strip(), lang, ordered, sentiment))
+            clean.append((number, row, text, raw != text, lang, ordered, sentiment))
     if errors:
         raise LabelImportError(
             f"{path}: {len(errors)} bad rows; nothing was imported:\n" + "\n".join(errors)
         )
 
     existing, _ = load_items(find_label_files(labels_dir), taxonomy)
-    known: dict[str, tuple] = {}
+    # key -> (labels, where, whether that is a row of this file)
+    known: dict[str, tuple[tuple, str, bool]] = {}
     for item in existing:
         labels = (tuple(item.themes), item.sentiment)
-        known[normalise_for_dedup(item.text)] = (labels, f"{item.file}:{item.line}")
-        known.setdefault(near_key(item.text) or item.text, (labels, f"{item.file}:{item.line}"))
+        here = (labels, f"{item.file}:{item.line}", False)
+        known[normalise_for_dedup(item.text)] = here
+        known.setdefault(near_key(item.text) or item.text, here)
 
-    result = ImportResult(unannotated=unannotated)
+    result = ImportResult(
+        unannotated=read.unannotated,
+        disagreements=[_at(path, n, row, message) for n, row, message in read.disagreements],
+    )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     who = by or _user()
     out_items = []
-    for number, row, text, lang, themes, sentiment in clean:
+    for number, row, text, masked, lang, themes, sentiment in clean:
         labels = (tuple(themes), sentiment)
         match = known.get(normalise_for_dedup(text)) or known.get(near_key(text) or text)
         if match is not None:
-            (old_labels, where) = match
+            (old_labels, where, same_file) = match
+            where = f"at row {where} of the same file" if same_file else f"at {where}"
             if old_labels == labels:
-                result.duplicates.append(f"{path}: row {number}: already labelled at {where}")
+                seen = "repeated" if same_file else "already labelled"
+                result.duplicates.append(_at(path, number, row, f"{seen} {where}"))
             else:
+                # A conflict inside the file is resolved in it, not in the labelled data.
+                fix = "resolve it in the file being imported" if same_file else "resolve it there"
                 result.conflicts.append(
-                    f"{path}: row {number}: labelled {list(labels[0])}/{labels[1]} here but "
-                    f"{list(old_labels[0])}/{old_labels[1]} at {where}; resolve it there"
+                    _at(
+                        path,
+                        number,
+                        row,
+                        f"labelled {list(labels[0])}/{labels[1]} here but "
+                        f"{list(old_labels[0])}/{old_labels[1]} {where}; {fix}",
+                    )
                 )
             continue
-        known[normalise_for_dedup(text)] = (labels, f"{path}:{number}")
-        known.setdefault(near_key(text) or text, (labels, f"{path}:{number}"))
+        here = (labels, str(number), True)
+        known[normalise_for_dedup(text)] = here
+        known.setdefault(near_key(text) or text, here)
+        result.masked += masked
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         out_items.append(
             {
                 "id": f"imp-{digest}",
                 "text": text,
-                "lang": lang.split("-")[0],
+                "lang": lang,
                 "themes": themes,
                 "sentiment": sentiment,
                 "source": source or f"import:{path.name}",

@@ -6,7 +6,8 @@ The rest is drawn at random from the others, so the batch also says how the mode
 ordinary traffic and any figures computed on it are not only about hard cases. Each task
 records why it was chosen (``uncertain`` or ``random``), so the two parts can be told apart
 after labelling. Texts that are already labelled, empty, or repeated (as `labels import`
-compares them: case, spacing, punctuation and digits ignored) are left out.
+compares them: with personal data masked, and case, spacing and punctuation ignored) are
+left out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.privacy import mask_pii
 from training.label_import import near_key
 
 UNCERTAIN = "uncertain"
@@ -38,18 +40,21 @@ def read_candidates(
     text_column: str,
     id_column: str | None,
     labelled_texts: Iterable[str],
+    encoding: str = "utf-8",
 ) -> Candidates:
-    """Texts of ``path`` (JSONL, CSV, Parquet, XLSX) that are not labelled yet, once each.
-    A row without an id gets ``row-N``; rows that cannot be used are listed in ``skipped``."""
+    """Texts of ``path`` (JSONL, CSV, Parquet, XLSX; CSV and JSONL in ``encoding``) that are not
+    labelled yet, once each. A row without an id gets ``row-N``; rows that cannot be used are
+    listed in ``skipped``."""
     from service.batch.readers import InputError, Reader
 
-    reader = Reader(path)
+    reader = Reader(path, encoding=encoding)
     if text_column not in reader.columns:
         raise InputError(
             f"{path}: no column {text_column!r} (columns: {', '.join(reader.columns) or 'none'})"
         )
-    # The key `labels import` matches on, so nothing chosen here is skipped there as a copy.
-    seen = {near_key(t) or t for t in labelled_texts}
+    # The key `labels import` matches on (it masks personal data first, and the labelled texts
+    # are masked), so nothing chosen here is skipped there as a copy.
+    seen = {_key(t) for t in labelled_texts}
     out = Candidates()
     for chunk in reader.chunks(10_000):
         for record in chunk:
@@ -61,7 +66,7 @@ def read_candidates(
             if not isinstance(text, str) or not text.strip():
                 out.skipped.append(f"{where}: empty or missing {text_column!r}")
                 continue
-            key = near_key(text) or text
+            key = _key(text)
             if key in seen:
                 out.skipped.append(f"{where}: already labelled or a repeat")
                 continue
@@ -70,6 +75,11 @@ def read_candidates(
             out.ids.append(str(raw_id) if raw_id not in (None, "") else f"row-{record.number}")
             out.texts.append(text)
     return out
+
+
+def _key(text: str) -> str:
+    masked = mask_pii(text)
+    return near_key(masked) or masked
 
 
 def margins(theme_scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -9,9 +9,13 @@ moment they exist and adding data never moves an item.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +51,11 @@ def hash_split(text: str) -> str:
 @lru_cache(maxsize=4)
 def load_manifest(path: Path = SPLITS_FILE) -> dict[str, str]:
     """``{text key: split}`` for the items present at freezing (empty if never frozen)."""
+    return _read_manifest(path)
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    """The manifest as it is on disk now (``load_manifest`` caches it)."""
     if not path.is_file():
         return {}
     manifest = {}
@@ -60,6 +69,15 @@ def load_manifest(path: Path = SPLITS_FILE) -> dict[str, str]:
                 )
             manifest[fields[0]] = fields[1]
     return manifest
+
+
+def check_manifest(path: Path = SPLITS_FILE) -> None:
+    """Raise ``ValueError`` if the manifest is damaged or its folder cannot be written: for a
+    caller that must record splits after other work, to fail before that work."""
+    _read_manifest(path)
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{folder}: cannot write the splits manifest there (no permission)")
 
 
 def split_of(text: str, manifest: dict[str, str] | None = None) -> str:
@@ -103,10 +121,45 @@ def stratified_assignment(items: Iterable[Labelled]) -> dict[str, str]:
 
 def write_manifest(assignment: dict[str, str], path: Path = SPLITS_FILE) -> int:
     """Write every entry of ``assignment`` (train too); returns how many were written."""
+    with _locked(path):
+        return _write(assignment, path)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the manifest's folder: two imports recording splits at once
+    would each read the manifest, add their items and write it, and the second write would drop
+    the first one's items. The folder, not the file, because the file is replaced (a lock on
+    the old file would not exclude a process that opens the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write(assignment: dict[str, str], path: Path) -> int:
+    """Replace the manifest atomically: a reader, or a crash half-way, sees the old file or
+    the new one, never a truncated one."""
     rows = sorted(assignment.items())
     header = "# frozen splits (see training/splits.py): text key, tab, split\n"
-    path.write_text(header + "".join(f"{k}\t{s}\n" for k, s in rows), encoding="utf-8")
-    load_manifest.cache_clear()
+    content = header + "".join(f"{k}\t{s}\n" for k, s in rows)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, mode)  # mkstemp makes it private; keep the manifest's own mode
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        load_manifest.cache_clear()
     return len(rows)
 
 
@@ -129,8 +182,11 @@ def record_split(texts: Iterable[str], split: str, path: Path = SPLITS_FILE) -> 
 def _record_missing(texts: Iterable[str], split_for: Callable[[str], str], path: Path) -> int:
     """Add the texts the manifest lacks, each under ``split_for(text)``; frozen entries never
     move. Returns how many were added."""
-    manifest = load_manifest(path)
-    new = {text_key(t): split_for(t) for t in texts if text_key(t) not in manifest}
-    if new:
-        write_manifest({**manifest, **new}, path)
+    texts = list(texts)
+    with _locked(path):
+        # Read under the lock, not from the cache: another process may have added items since.
+        manifest = _read_manifest(path)
+        new = {text_key(t): split_for(t) for t in texts if text_key(t) not in manifest}
+        if new:
+            _write({**manifest, **new}, path)
     return len(new)

@@ -64,6 +64,29 @@ def test_candidates_leave_out_labelled_empty_and_repeated_texts(tmp_path):
     assert all(line.startswith(f"{path} row ") for line in found.skipped)
 
 
+def test_candidates_are_compared_as_labels_import_compares_them(tmp_path):
+    """Digits count ("Rated 1/10" is no repeat of "Rated 10/10"), and personal data is
+    masked first: labelled texts are kept masked, so an unmasked copy is no new text."""
+    path = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"text": "Rated 1/10, courier never came"},
+            {"text": "Rated 10/10, courier never came"},
+            {"text": "3点"},
+            {"text": "8点"},
+            {"text": "Write to ana.lopez@example.com about my refund"},
+        ],
+    )
+    found = read_candidates(path, "text", None, ["write to [EMAIL] about my refund!"])
+    assert found.texts == [
+        "Rated 1/10, courier never came",
+        "Rated 10/10, courier never came",
+        "3点",
+        "8点",
+    ]
+    assert len(found.skipped) == 1 and "row 5: already labelled" in found.skipped[0]
+
+
 def test_candidates_name_a_missing_text_column(tmp_path):
     path = _write_jsonl(tmp_path / "in.jsonl", [{"body": "hello"}])
     with pytest.raises(InputError, match="no column 'text'"):

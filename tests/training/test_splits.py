@@ -112,3 +112,50 @@ def test_a_damaged_manifest_is_an_error_naming_the_line(tmp_path, bad):
     path.write_text(f"# frozen\nk1\ttrain\n{bad}\nk2\ttest\n", encoding="utf-8")
     with pytest.raises(ValueError, match=f"{path}:3: expected"):
         load_manifest(path)
+
+
+def test_recording_at_once_from_many_threads_loses_nothing(tmp_path):
+    """Each recording reads the manifest, adds its texts and writes it: without a lock, two at
+    once (two imports) kept only the second one's texts."""
+    import threading
+
+    path = tmp_path / "splits.tsv"
+    write_manifest({}, path)
+    start = threading.Barrier(8)
+
+    def record(k):
+        start.wait()
+        for n in range(15):
+            record_split([f"thread {k} text {n}"], "train", path)
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(load_manifest(path)) == 8 * 15
+    assert [p.name for p in tmp_path.iterdir()] == ["splits.tsv"]  # no temporary files left
+
+
+def test_a_failed_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch):
+    """Written to a temporary file and renamed over it: a full disk half-way through must not
+    leave a truncated manifest (every item past the cut would fall back to its hash split)."""
+    import os
+
+    path = tmp_path / "splits.tsv"
+    write_manifest({"a" * 16: "test"}, path)
+    path.chmod(0o640)
+    before = path.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        record_split(["another text"], "train", path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["splits.tsv"]
+    monkeypatch.undo()
+    assert record_split(["another text"], "train", path) == 1
+    assert load_manifest(path) == {"a" * 16: "test", text_key("another text"): "train"}
+    assert path.stat().st_mode & 0o777 == 0o640  # the manifest keeps its mode

@@ -325,7 +325,7 @@ def test_unknown_theme_ids_in_a_label_studio_export_stop_it(labels_dir, tmp_path
             b"text,lang,themes,sentiment\nonly text and lang,en\n",
             "ragged.csv: row 1: unknown sentiment None",
         ),
-        ("noheader.csv", b"body,lang\nx,en\n", "noheader.csv: row 1: empty or missing text"),
+        ("noheader.csv", b"body,lang\nx,en\n", "noheader.csv: no 'text' column (found: 'body'"),
     ],
 )
 def test_malformed_label_files_are_refused_naming_file_and_row(
