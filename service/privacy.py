@@ -258,12 +258,55 @@ def mask_pii(text: str) -> str:
     times, years, short numbers and "#" order numbers are left as they are."""
     if not text:
         return text
-    chosen = _find(_ascii_view(text))
-    if not chosen:
+    return _replace(text, _find(_ascii_view(text)))
+
+
+def mask_parts(text: str, parts: Iterable[str | None]) -> list[str | None]:
+    """Each of ``parts`` (pieces of ``text``: evidence sentences) masked as ``text`` masks it.
+
+    Masked on its own, a sentence loses the context that makes some data recognisable: a bare
+    SSN whose keyword ends the previous sentence ("My SSN!" / "123456789 was leaked"), or a
+    phone number split at a sentence break ("... at 415." / "555. 2671 ..."). So each
+    occurrence of a part in ``text`` gets the labels of the data found in the whole text that
+    overlaps it (a number cut by the part's edge is hidden whole: "[PHONE] because ..."); and
+    the part is then masked on its own as well, which also covers a part not found in
+    ``text``."""
+    found = _find(_ascii_view(text)) if text else []
+    masked: list[str | None] = []
+    for part in parts:
+        if not part:
+            masked.append(part)
+            continue
+        hidden: list[Span] = []
+        at = text.find(part) if found else -1
+        while at != -1:
+            end = at + len(part)
+            hidden += [
+                (max(s, at) - at, min(e, end) - at, lb) for s, e, lb in found if s < end and e > at
+            ]
+            at = text.find(part, at + 1)
+        masked.append(mask_pii(_replace(part, _merged(hidden))))
+    return masked
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """``spans`` sorted, overlapping ones joined (the first one's label)."""
+    out: list[Span] = []
+    for start, end, label in sorted(spans):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end), out[-1][2])
+        else:
+            out.append((start, end, label))
+    return out
+
+
+def _replace(text: str, spans: list[Span]) -> str:
+    """``text`` with each of the sorted, non-overlapping ``spans`` replaced by its label."""
+    if not spans:
         return text
     parts: list[str] = []
     pos = 0
-    for start, end, label in chosen:
+    for start, end, label in spans:
         parts += (text[pos:start], label)
         pos = end
     parts.append(text[pos:])

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, text
 
 from service.predictor import Prediction
-from service.privacy import mask_pii, mask_value
+from service.privacy import mask_parts, mask_pii, mask_value
 from service.store.engine import write_transaction
 from service.store.tables import (
     DIMENSIONS,
@@ -143,14 +143,16 @@ def build_rows(
                 **common,
             }
         )
-        for theme in p.themes:
-            evidence = p.evidence.get(theme)
+        evidence = [p.evidence.get(theme) for theme in p.themes]
+        if store_text:  # masked in the text's context (a keyword in the sentence before)
+            evidence = mask_parts(_no_nul(item.text) or "", [_no_nul(e) for e in evidence])
+        for theme, sentence in zip(p.themes, evidence, strict=True):
             theme_rows.append(
                 {
                     "feedback_id": item_id,
                     "theme": theme,
                     "score": p.scores[theme],
-                    "evidence": mask_pii(_no_nul(evidence)) if store_text and evidence else None,
+                    "evidence": sentence if store_text and sentence else None,
                     **common,
                 }
             )

@@ -12,6 +12,7 @@ from service.privacy import (
     PHONE_REGIONS,
     cn_id_valid,
     luhn_valid,
+    mask_parts,
     mask_pii,
     mask_value,
     truncate_text,
@@ -686,3 +687,18 @@ def test_long_text_without_digits_is_fast() -> None:
     start = time.perf_counter()
     assert mask_pii(text) == text
     assert time.perf_counter() - start < 1.0
+
+
+def test_parts_are_masked_as_the_whole_text_masks_them():
+    text = "My SSN!\n123456789 was leaked.\nCall 415. 555. 2671 now. Call 415. 555. 2671 now."
+    assert mask_parts(text, ["123456789 was leaked.", "Call 415.", None, ""]) == [
+        "[ID] was leaked.",
+        "Call [PHONE]",
+        None,
+        "",
+    ]
+    # Masked on its own, the same sentence keeps the SSN: that is what the context adds.
+    assert mask_pii("123456789 was leaked.") == "123456789 was leaked."
+    # A part that is not in the text is still masked on its own.
+    assert mask_parts("nothing here", ["mail ana@example.com"]) == ["mail [EMAIL]"]
+    assert mask_parts("", ["call 13812345678"]) == ["call [PHONE]"]

@@ -127,6 +127,43 @@ def test_text_is_not_stored_unless_asked_and_then_masked(store_url):
             assert row.text is None and evidence is None
 
 
+def test_evidence_is_masked_in_the_context_of_its_text(store_url):
+    """A sentence masked on its own loses its context: the SSN keyword ends the sentence
+    before, a phone number is split by a sentence break. The stored evidence is masked as the
+    stored text is."""
+    text = (
+        "Great app overall.\nMy SSN!\n123456789 was leaked by your app.\n"
+        "Call me back at 415. 555. 2671 because support is slow."
+    )
+    evidence = {
+        "privacy_data": "123456789 was leaked by your app.",
+        "human_support": "Call me back at 415.",
+        "speed_availability": "555. 2671 because support is slow.",
+    }
+    rec = RecordInput(
+        id="ctx",
+        text=text,
+        prediction=prediction(list(evidence), evidence=evidence),
+        metadata={"created_at": "2026-11-02"},
+    )
+    store = Store.open(store_url, store_text=True)
+    try:
+        store.record([rec], "1")
+        with store.engine.connect() as c:
+            stored = c.execute(select(feedback.c.text)).scalar_one()
+            rows = dict(
+                c.execute(select(feedback_themes.c.theme, feedback_themes.c.evidence)).all()
+            )
+    finally:
+        store.close()
+    assert "123456789" not in stored and "2671" not in stored
+    assert rows == {
+        "privacy_data": "[ID] was leaked by your app.",
+        "human_support": "Call me back at [PHONE]",
+        "speed_availability": "[PHONE] because support is slow.",
+    }
+
+
 def seed(store) -> None:
     """Two ISO weeks (2 Nov and 9 Nov 2026, Mondays), two channels."""
     items = [
