@@ -1578,12 +1578,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Imported here, not above: importing the store loads alembic, whose start-up logging
         # would go out before `serve` configures JSON logs.
+        from sqlalchemy.exc import SQLAlchemyError
+
         from service.store import StoreError
 
+        if isinstance(exc, SQLAlchemyError):  # the store failed mid-command (not at opening)
+            print(f"cxthemes {args.command}: error: {_store_failure(exc)}", file=sys.stderr)
+            return 2
         if not isinstance(exc, StoreError):
             raise
         print(f"cxthemes {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _store_failure(exc: Exception) -> str:
+    """A SQLAlchemy error as one line: its class and the first line of the database's message.
+    Not its traceback or its full text, which name the statement and may go on to quote the
+    values involved (PostgreSQL's DETAIL lines)."""
+    orig = getattr(exc, "orig", None)  # the driver's error, for a DBAPIError
+    message = str(orig if orig is not None else exc).strip()
+    first = f": {message.splitlines()[0]}" if message else ""
+    return f"the metrics store failed: {type(exc).__name__}{first}"
 
 
 def _one_line(exc: OSError) -> str:

@@ -505,3 +505,34 @@ def test_an_interrupted_command_is_one_line_and_exit_130(monkeypatch, capsys):
     monkeypatch.setattr(service.cli, "cmd_train", interrupted)
     assert main(["train"]) == 130
     assert capsys.readouterr().err == "cxthemes train: interrupted; nothing was written\n"
+
+
+def test_a_store_failure_while_recording_is_one_line_without_the_stored_values(
+    tiny_bundle, tmp_path, monkeypatch, request, capsys
+):
+    """Not SQLAlchemy's traceback, whose message lists the bound ``[parameters: ...]``: ids,
+    metadata and (with store_text) the masked texts."""
+    import sqlite3
+
+    from service.store import Store
+
+    db = tmp_path / "store.db"
+    Store.open(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as con:  # a failure that is not a DataError (no StoreValueError)
+        con.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON feedback BEGIN SELECT RAISE(ABORT, 'refused'); "
+            "END"
+        )
+    con.close()
+    _environment(monkeypatch, request, database_url=f"sqlite:///{db}", store_text="true")
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"id": "idsecret-7", "text": "Textsecret pricing rant", "segment": "Segsecret"})
+        + "\n"
+    )
+    args = ["score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_bundle)]
+    assert main([*args, "--record", "-q"]) == 2
+    err = _one_line_error(capsys, "score")
+    assert "IntegrityError" in err and "refused" in err
+    for value in ("idsecret", "Textsecret", "Segsecret", "parameters"):
+        assert value not in err

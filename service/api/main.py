@@ -78,9 +78,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     return await http_exception_handler(request, exc)
 
 
+def _route(request: Request) -> str:
+    """The matched route's template (``/v1/feedback/{item_id}``), as the access log has it: the
+    path itself may hold personal data (an item id that is an email)."""
+    return getattr(request.scope.get("route"), "path", None) or "unmatched"
+
+
 def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
     # Visible, retryable, and the process stays up: the pool reconnects when the store is back.
-    log.error("metrics store error", extra={"route": request.url.path, "error": type(exc).__name__})
+    log.error("metrics store error", extra={"route": _route(request), "error": type(exc).__name__})
     return JSONResponse(
         status_code=503,
         content={"detail": {"message": "the metrics store is unavailable"}},
@@ -93,7 +99,7 @@ def _store_refused(request: Request, exc: StoreValueError | DataError) -> JSONRe
     same request would fail again; a 503 would have clients retry it forever."""
     log.error(
         "metrics store refused a value",
-        extra={"route": request.url.path, "error": type(exc.__cause__ or exc).__name__},
+        extra={"route": _route(request), "error": type(exc.__cause__ or exc).__name__},
     )
     return JSONResponse(
         status_code=500,
@@ -107,7 +113,7 @@ def _store_refused(request: Request, exc: StoreValueError | DataError) -> JSONRe
 
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc, extra={"route": request.url.path})
+    log.error("unhandled error", exc_info=exc, extra={"route": _route(request)})
     return JSONResponse(status_code=500, content={"detail": {"message": "internal error"}})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -35,6 +36,20 @@ class _RequestIds:
 
 _request_ids = _RequestIds()
 os.register_at_fork(after_in_child=_request_ids.reset)  # a forked worker gets its own prefix
+
+# A client's X-Request-ID is logged and echoed only if it looks like an id (UUIDs, our hex ids,
+# "svc:123", "trace-id.span"); anything else (free text, personal data, control characters) is
+# replaced by one of ours. fullmatch: "$" would also accept a trailing newline.
+_CLIENT_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id_for(headers: dict[bytes, bytes]) -> str:
+    """The client's ``X-Request-ID`` if it is a plausible id, else a new one of ours."""
+    sent = headers.get(b"x-request-id", b"")
+    if _CLIENT_REQUEST_ID.fullmatch(sent):
+        return sent.decode("ascii")
+    return _request_ids.next()
+
 
 # Prometheus label values must be bounded: any other method a client sends counts as "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"})
@@ -118,8 +133,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:100]
-        request_id = request_id or _request_ids.next()
+        request_id = _request_id_for(headers)
         status = 500
         started = time.perf_counter()
 

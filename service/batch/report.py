@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from functools import lru_cache
 from pathlib import Path
+
+from service.privacy import mask_pii
+
+# Group values repeat row after row: each distinct one is masked once.
+_masked = lru_cache(maxsize=4096)(mask_pii)
 
 
 class ReportStats:
@@ -26,10 +32,12 @@ class ReportStats:
         self.rows += 1
         self.review += bool(prediction["needs_review"])
         self.sentiment[prediction["sentiment"]] += 1
-        self.langs[prediction.get("lang") or "unknown"] += 1
+        # Segment and language values are the input's own, and may be personal data (an email
+        # as the segment): masked as the store masks its group keys.
+        self.langs[_masked(prediction.get("lang") or "unknown")] += 1
         if not prediction["themes"]:
             self.no_theme += 1
-        seg = str(segment_value) if segment_value not in (None, "") else "(none)"
+        seg = _masked(str(segment_value)) if segment_value not in (None, "") else "(none)"
         if self.segment:
             self.segment_rows[seg] += 1
         for theme in prediction["themes"]:

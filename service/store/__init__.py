@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,8 +11,15 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, SQLAlchemyError
 
 from service.store import metrics, records, review
-from service.store.engine import create_store_engine, migrate, schema_problem
+from service.store.engine import (
+    create_store_engine,
+    migrate,
+    schema_problem,
+    truncate_sqlite_wal,
+)
 from service.store.records import RecordInput
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -84,7 +92,19 @@ class Store:
         return review.resolve(self.engine, ids, resolved)
 
     def erase(self, item_id: str) -> bool:
-        return records.erase(self.engine, item_id)
+        """Delete one recorded item (see :func:`records.erase`); False if unknown.
+
+        SQLite: the deleted rows are zeroed in the database file (``secure_delete``), but
+        their old page images stay in the WAL until it is truncated, so it is truncated here.
+        PostgreSQL keeps deleted tuples until VACUUM (docs/OPERATIONS.md).
+        """
+        erased = records.erase(self.engine, item_id)
+        if erased and not truncate_sqlite_wal(self.engine):
+            log.warning(
+                "the erased item stays in the SQLite WAL file until its next complete "
+                "checkpoint: readers kept this one from finishing"
+            )
+        return erased
 
     def theme_metrics(self, start: datetime, end: datetime, **kwargs) -> list[metrics.PeriodStat]:
         return metrics.theme_metrics(self.engine, start, end, **kwargs)

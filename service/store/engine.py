@@ -32,6 +32,9 @@ def create_store_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_pre_ping=True,
+            # The values a statement binds (ids, metadata, stored texts) stay out of its
+            # errors' messages, which reach logs and tracebacks; the statement is still shown.
+            hide_parameters=True,
             # Each connection to ":memory:" is a database of its own: every thread (the API's
             # threadpool) must share the one connection that was migrated.
             **({"poolclass": StaticPool} if in_memory else {}),
@@ -43,6 +46,7 @@ def create_store_engine(url: str) -> Engine:
     # pool_pre_ping: a restarted PostgreSQL costs one failed request, not a restart of the API.
     return create_engine(
         url,
+        hide_parameters=True,  # bound values stay out of error messages, as for SQLite
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
@@ -71,6 +75,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     _enable_wal(cursor)  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, not left in free pages: erasure means gone.
+    # (Some builds default to it; others do not.)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -90,6 +97,29 @@ def _enable_wal(cursor, wait_s: float = 30.0) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def truncate_sqlite_wal(engine: Engine, wait_ms: int = 5000) -> bool:
+    """Copy the WAL into the database file and truncate it to zero bytes (SQLite only; a no-op
+    elsewhere). True when done; False when readers kept it from finishing within ``wait_ms``.
+
+    After an erasure: the WAL still holds the erased rows' old page images until it is
+    overwritten, which may be never; only a checkpoint that truncates it removes them.
+    """
+    if engine.dialect.name != "sqlite" or _sqlite_in_memory(engine.url):
+        return True
+    with engine.connect() as connection:
+        # The driver's own connection: SQLAlchemy would begin a transaction first, and a
+        # checkpoint cannot complete while its own connection holds one.
+        driver = connection.connection.driver_connection
+        driver.execute(f"PRAGMA busy_timeout={int(wait_ms)}")  # not the writers' 30 s
+        try:
+            busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError:  # locked: the driver's error, not SQLAlchemy's
+            busy = 1
+        finally:
+            driver.execute("PRAGMA busy_timeout=30000")
+    return not busy
 
 
 def _sqlite_begin(connection) -> None:

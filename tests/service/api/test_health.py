@@ -1,13 +1,15 @@
 """Readiness (store reachable and migrated), the Prometheus endpoint, the taxonomy, the model
-card, a store outage, and values the store refuses."""
+card, a store outage, values the store refuses, and what error logs name."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
-from service.store import Store
+from service.store import Store, StoreValueError
 
 
 def test_readyz_ok_and_prometheus_counts(make_client):
@@ -142,3 +144,35 @@ def test_a_data_error_on_a_read_is_a_500_not_a_retryable_503(make_client, monkey
     r = client.get("/v1/review")
     assert r.status_code == 500 and "retry-after" not in r.headers
     assert "refused a value" in r.json()["detail"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (OperationalError("DELETE ...", {}, Exception("database is locked")), 503),
+        (StoreValueError("the metrics store refused a value: too long"), 500),
+        (RuntimeError("boom"), 500),
+    ],
+)
+def test_error_logs_name_the_route_template_not_the_path(
+    make_client, monkeypatch, caplog, failure, status
+):
+    """The path holds the item id, which may be personal data; the template does not."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(
+        make_client().app, base_url="http://localhost", raise_server_exceptions=False
+    )
+
+    def fail(_item_id):
+        raise failure
+
+    monkeypatch.setattr(client.app.state.store, "erase", fail)
+    email = "jane.doe.erased@example.com"
+    with caplog.at_level(logging.INFO):
+        r = client.delete(f"/v1/feedback/{email}")
+    assert r.status_code == status
+    ours = [rec for rec in caplog.records if rec.name.startswith("service")]
+    errors = [rec for rec in ours if rec.levelno >= logging.ERROR]
+    assert [rec.route for rec in errors] == ["/v1/feedback/{item_id:any_id}"]
+    assert not any(email in repr(vars(rec)) for rec in ours)

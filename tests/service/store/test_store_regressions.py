@@ -1,12 +1,14 @@
 """Regressions found in review of the metrics store: masking of the language and of metadata
 numbers and keys, metadata types JSON cannot hold, SQLite downgrades, in-memory stores used
-from other threads, and whole calendar periods at both ends of a window."""
+from other threads, whole calendar periods at both ends of a window, bound values in error
+messages, and erased items left in the SQLite files."""
 
 from __future__ import annotations
 
 import threading
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -305,3 +307,62 @@ def test_examples_cover_whole_days_like_the_figures(store_url):
     ] == ["a"]
     assert s.examples("pricing_value", datetime(2026, 11, 4), datetime(2026, 11, 5)) == []
     s.close()
+
+
+def test_store_errors_do_not_show_the_values_bound_to_their_statement(store):
+    """Error messages reach logs and tracebacks (``[parameters: ...]``): ids, metadata and
+    stored texts must not ride along."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    secret = "bound.value.secret@example.org"
+    with pytest.raises(SQLAlchemyError) as failure, store.engine.connect() as c:
+        c.execute(text("SELECT id FROM no_such_table WHERE id = :id"), {"id": secret})
+    assert "no_such_table" in str(failure.value)  # the statement is still named
+    assert secret not in str(failure.value) and secret not in repr(failure.value)
+
+
+# Distinctive, and untouched by masking: the bytes of the files are searched for them.
+ERASED_TEXT = "Quokkaxylophone refund saga, never again."
+ERASED_META = "Wombatzither-enterprise"
+ERASED_ID = "okapi-harmonium-id"
+
+
+def _sqlite_files_holding(db: Path, *needles: str) -> list[str]:
+    found = []
+    for path in (db, db.with_name(db.name + "-wal")):
+        data = path.read_bytes() if path.exists() else b""
+        found += [f"{path.name}: {n}" for n in needles if n.encode() in data]
+    return found
+
+
+def test_an_erased_item_leaves_no_bytes_in_the_sqlite_files(tmp_path):
+    """The WAL holds the pages as they were before the erasure until it is truncated, and a
+    database file's free pages keep deleted rows unless ``secure_delete`` zeroes them."""
+    db = tmp_path / "store.db"
+    erased_values = (ERASED_ID, ERASED_TEXT, ERASED_META)
+    store = Store.open(f"sqlite:///{db}", store_text=True)
+    try:
+        with store.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        keep = item("keep", ["pricing_value"], "2026-11-03T10:00:00Z")
+        erased = RecordInput(
+            id=ERASED_ID,
+            text=ERASED_TEXT,
+            prediction=prediction(["pricing_value"], evidence={"pricing_value": ERASED_TEXT}),
+            metadata={"segment": ERASED_META, "note": ERASED_META, "created_at": "2026-11-03"},
+        )
+        store.record([keep, erased], "1")
+        with store.engine.connect() as c:  # into the database file's pages
+            c.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert _sqlite_files_holding(db, *erased_values) == [
+            f"store.db: {v}" for v in erased_values
+        ]  # the check can see them
+        # Rewrites the erased item's pages: into the WAL, with the item in them.
+        store.record([item("later", ["pricing_value"], "2026-11-03T11:00:00Z")], "1")
+        assert store.erase(ERASED_ID)
+        # While the store is still open (an API's lifetime), not only once it is closed.
+        assert _sqlite_files_holding(db, *erased_values) == []
+        assert count(store, feedback) == 2
+    finally:
+        store.close()
+    assert _sqlite_files_holding(db, *erased_values) == []
