@@ -16,10 +16,15 @@ replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +45,26 @@ CURRENT_LINK = "current"
 TAXONOMY_FILE = "taxonomy.yaml"
 TOKENIZER_FILE = "tokenizer.json"
 REQUIRED_META = ("version", "theme_ids", "sentiment_labels", "thresholds", "taxonomy_version")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx")  # the values of CXTHEMES_BACKEND
+EXPORT_LOCK = ".export.lock"
+# The weights' fingerprint read at every ONNX load: the size and 16 blocks of 64 KiB spread
+# over the file plus its last block (where safetensors puts the heads, sorted after
+# encoder.*), about 1 ms. The full sha256 took 0.6-1.0 s on the 470 MB weights even from the
+# page cache (more from disk), as long as the ONNX session takes to load, for the backend
+# chosen to start fast without reading those weights: it is recorded at export and checked
+# by `export-onnx --if-missing` (:func:`export_matches_weights`), not at every load.
+FINGERPRINT_BLOCKS = 16
+FINGERPRINT_BLOCK = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class BundleError(RuntimeError):
     """A bundle is missing, incomplete or unreadable."""
+
+
+class BundleBusyError(BundleError):
+    """Another process is exporting the bundle or checking its precision right now."""
 
 
 @dataclass
@@ -139,9 +160,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _check_contents(root: Path, meta: dict[str, Any], backend: str) -> None:
+def _check_contents(root: Path, meta: dict[str, Any]) -> None:
     """Refuse, naming the file, a bundle whose metadata or files are incomplete, or whose
-    themes disagree with the taxonomy it carries."""
+    themes disagree with the taxonomy it carries (the torch backends' encoder config is
+    checked as they load)."""
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise BundleError(f"{root / META_FILE} lacks {', '.join(missing)}")
@@ -152,10 +174,7 @@ def _check_contents(root: Path, meta: dict[str, Any], backend: str) -> None:
         raise BundleError(
             f"{root / META_FILE}: no threshold for {sorted(set(themes) - thresholds.keys())}"
         )
-    needed = [WEIGHTS_FILE, TOKENIZER_FILE]
-    if backend in ("torch", "torch-bf16"):
-        needed.append(f"{ENCODER_DIR}/config.json")
-    for name in needed:
+    for name in (WEIGHTS_FILE, TOKENIZER_FILE):
         if not (root / name).is_file():
             raise BundleError(f"{root}: missing {name}")
     own = root / TAXONOMY_FILE
@@ -202,86 +221,260 @@ def load_bundle(
     else the fp32 graph) or ``auto``: on the CPU, the int8 graph if it passed its gate, else
     ``torch-bf16`` if the bundle passed its bf16 check and the CPU computes bf16 natively,
     else the fp32 graph if the bundle has an export, else ``torch``. ``onnx-int8`` and
-    ``onnx-fp32`` pick a graph explicitly. ``spin_threads=False`` lets ONNX Runtime's idle
-    threads sleep instead of busy-waiting (for a server that shares its cores with an event
-    loop); ``threads`` sets ONNX Runtime's intra-op threads (default: as many as torch uses).
+    ``onnx-fp32`` pick a graph explicitly. A graph is served only if ``bundle.json`` records
+    it and the weights it was exported from (:func:`_onnx_graph`); where it is not, or cannot
+    be loaded, ``auto`` logs why and serves torch, the others refuse. ``spin_threads=False``
+    lets ONNX Runtime's idle threads sleep instead of busy-waiting (for a server that shares
+    its cores with an event loop); ``threads`` sets ONNX Runtime's intra-op threads (default:
+    as many as torch uses).
     """
-    from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
+    from service.backends import ONNX_FP32, ONNX_INT8
 
     root = Path(path)
     meta = read_meta(root)
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{root}: unsupported bundle format {meta.get('format')!r}")
-    weights = root / WEIGHTS_FILE
-    # The int8 graph when its export passed the accuracy gate, else the exact fp32 graph.
-    int8_ok = (meta.get("onnx") or {}).get("int8_accepted", False)
-    if backend == "onnx-int8":  # explicit graphs, for the export's checks and benchmarks
-        int8_ok, backend = True, "onnx"
-    elif backend == "onnx-fp32":
-        int8_ok, backend = False, "onnx"
-    onnx_path = root / ONNX_DIR / (ONNX_INT8 if int8_ok else ONNX_FP32)
-    if backend == "auto":
-        backend = _auto_backend(meta, onnx_path, int8_ok, device)
-    if backend not in ("torch", "torch-bf16", "onnx"):
+    if backend not in (*BACKENDS, "onnx-int8", "onnx-fp32"):
         raise BundleError(f"unknown backend {backend!r}: use auto, torch, torch-bf16 or onnx")
-    if backend == "torch-bf16" and device != "cpu":
-        raise BundleError("the torch-bf16 backend runs on the CPU only")
-    _check_contents(root, meta, backend)
-    try:
-        if backend == "onnx":
-            if not onnx_path.is_file():
-                raise BundleError(
-                    f"{root}: no ONNX export ({onnx_path.relative_to(root)}); "
-                    "run cxthemes export-onnx"
-                )
-            from service.backends.onnx_model import OnnxThemeClassifier
-
-            model = OnnxThemeClassifier(
-                onnx_path, weights, threads=threads, spin_threads=spin_threads
+    requested = backend
+    _check_contents(root, meta)
+    onnx_path: Path | None = None
+    if backend == "auto":
+        backend, onnx_path = _auto_backend(root, meta, device)
+    elif backend.startswith("onnx"):
+        # ONNX Runtime is run with the CPU provider only: on another device it would quietly
+        # compute on the CPU, as torch-bf16 is refused there.
+        if device != "cpu":
+            raise BundleError(
+                f"{_setting(requested)} runs on the CPU only, not on {device} "
+                "(CXTHEMES_DEVICE); set CXTHEMES_BACKEND=torch or auto"
             )
-        else:
-            config = AutoConfig.from_pretrained(root / ENCODER_DIR)
-            # Built without initialising its weights, which the file's tensors then replace
-            # (assign): the empty parameters are never written, so they take no memory, and
-            # the load peaks at one copy of the weights instead of two (1.6 GB -> 1.1 GB).
-            with no_init_weights():
-                model = ThemeClassifier(
-                    load_encoder("", config=config),
-                    n_themes=len(meta["theme_ids"]),
-                    n_sentiments=len(meta["sentiment_labels"]),
-                )
+        graph = {"onnx-int8": ONNX_INT8, "onnx-fp32": ONNX_FP32}.get(backend)
+        onnx_path, problem = _onnx_graph(root, meta, graph)
+        if onnx_path is None:
+            raise BundleError(f"{root}: {_setting(requested)}: {problem}; {_REDO}")
+        backend = "onnx"
+    elif backend == "torch-bf16" and device != "cpu":
+        raise BundleError(
+            f"{_setting(requested)}: the torch-bf16 backend runs on the CPU only, not on "
+            f"{device}; set CXTHEMES_BACKEND=torch or auto"
+        )
+    weights = root / WEIGHTS_FILE
+    try:
+        model: Any = None
+        if onnx_path is not None:
             try:
-                state = load_file(str(weights))
-            except SafetensorError as exc:
-                raise BundleError(f"{weights} is truncated or corrupt: {exc}") from exc
-            model.load_state_dict(state, strict=True, assign=True)
-            model.eval().to(torch.device(device))
-            if backend == "torch-bf16":
-                from service.backends.bf16 import Bf16ThemeClassifier
+                from service.backends.onnx_model import OnnxThemeClassifier
 
-                model = Bf16ThemeClassifier(model).eval()
+                model = OnnxThemeClassifier(
+                    onnx_path, weights, threads=threads, spin_threads=spin_threads
+                )
+            except Exception as exc:  # onnxruntime missing, a corrupt graph: its own types
+                cause = f"cannot load {onnx_path.relative_to(root)}: {type(exc).__name__}: {exc}"
+                if requested != "auto":
+                    raise BundleError(f"{root}: {_setting(requested)}: {cause}; {_REDO}") from exc
+                # The torch model is the same model, only slower: serving it beats no service.
+                log.warning("%s: %s; serving the torch model instead", root, cause)
+                backend = "torch"
+        if model is None:
+            model = _load_torch(root, meta, device, bf16=backend == "torch-bf16")
         # After the weights: a damaged bundle is refused before the slow tokenizer load.
         tokenizer = AutoTokenizer.from_pretrained(root)
     except BundleError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise BundleError(f"{root}: cannot load bundle: {exc}") from exc
-    except Exception as exc:  # onnxruntime raises its own types for a broken graph
+    except Exception as exc:  # a tokenizer or config error of an unexpected type
         raise BundleError(f"{root}: cannot load bundle: {type(exc).__name__}: {exc}") from exc
     return Bundle(path=root, meta=meta, model=model, tokenizer=tokenizer, backend=backend)
 
 
-def _auto_backend(meta: dict[str, Any], onnx_path: Path, int8_ok: bool, device: str) -> str:
-    """The fastest backend that keeps the model's decisions here (see :func:`load_bundle`)."""
+_REDO = "re-run cxthemes export-onnx, or set CXTHEMES_BACKEND=torch"
+
+
+def _setting(backend: str) -> str:
+    """How ``backend`` was asked for, for an error message: the setting that chose it, or the
+    explicit graph (``onnx-int8``, ``onnx-fp32``: the export's checks and benchmarks)."""
+    return f"CXTHEMES_BACKEND={backend}" if backend in BACKENDS else f"backend {backend}"
+
+
+def _load_torch(root: Path, meta: dict[str, Any], device: str, bf16: bool) -> torch.nn.Module:
+    """The torch model from the bundle's weights, on ``device``; under bf16 autocast if
+    ``bf16``."""
+    weights = root / WEIGHTS_FILE
+    if not (root / ENCODER_DIR / "config.json").is_file():
+        raise BundleError(f"{root}: missing {ENCODER_DIR}/config.json")
+    config = AutoConfig.from_pretrained(root / ENCODER_DIR)
+    # Built without initialising its weights, which the file's tensors then replace
+    # (assign): the empty parameters are never written, so they take no memory, and
+    # the load peaks at one copy of the weights instead of two (1.6 GB -> 1.1 GB).
+    with no_init_weights():
+        model = ThemeClassifier(
+            load_encoder("", config=config),
+            n_themes=len(meta["theme_ids"]),
+            n_sentiments=len(meta["sentiment_labels"]),
+        )
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as exc:
+        raise BundleError(f"{weights} is truncated or corrupt: {exc}") from exc
+    model.load_state_dict(state, strict=True, assign=True)
+    model.eval().to(torch.device(device))
+    if bf16:
+        from service.backends.bf16 import Bf16ThemeClassifier
+
+        return Bf16ThemeClassifier(model).eval()
+    return model
+
+
+def _auto_backend(root: Path, meta: dict[str, Any], device: str) -> tuple[str, Path | None]:
+    """The fastest backend that keeps the model's decisions here (see :func:`load_bundle`),
+    with the ONNX graph it serves, if any."""
+    from service.backends import ONNX_DIR, ONNX_INT8
+
     if device != "cpu":
-        return "torch"
-    if int8_ok and onnx_path.is_file():
-        return "onnx"
+        return "torch", None
+    graph, problem = _onnx_graph(root, meta)
+    if graph is not None and graph.name == ONNX_INT8:
+        return "onnx", graph
     from service.backends.bf16 import cpu_has_native_bf16
 
     if (meta.get("bf16") or {}).get("accepted") and cpu_has_native_bf16():
-        return "torch-bf16"
-    return "onnx" if onnx_path.is_file() else "torch"
+        return "torch-bf16", None
+    if graph is not None:
+        return "onnx", graph
+    if "onnx" in meta or (root / ONNX_DIR).exists():  # an export, but not one to serve
+        log.warning("%s: %s; serving the torch model (re-run cxthemes export-onnx)", root, problem)
+    return "torch", None
+
+
+def _onnx_graph(
+    root: Path, meta: dict[str, Any], graph: str | None = None
+) -> tuple[Path | None, str]:
+    """The ONNX graph to serve (``graph``, else the int8 graph if it passed its gate, else the
+    fp32 graph) and ``""``, or ``None`` and why there is none. A graph is served only if the
+    export in ``bundle.json`` lists it and was made from the bundle's weights: a bundle copied
+    over an exported folder (``cp -r new/. served/``) keeps the old graphs, which are another
+    model."""
+    from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
+
+    export = meta.get("onnx")
+    if not isinstance(export, dict):
+        left = " (the graphs in onnx/ are left from another model)" * (root / ONNX_DIR).exists()
+        return None, f"{META_FILE} records no ONNX export{left}"
+    listed = set(export.get("files") or [])
+    if graph is None:
+        graph = ONNX_FP32
+        if export.get("int8_accepted"):
+            if f"{ONNX_DIR}/{ONNX_INT8}" in listed and (root / ONNX_DIR / ONNX_INT8).is_file():
+                graph = ONNX_INT8
+            else:  # the fp32 graph is the model itself: the slower exact answer
+                log.warning(
+                    "%s: the int8 graph passed its check but %s/%s is missing; not served "
+                    "(re-run cxthemes export-onnx)",
+                    root,
+                    ONNX_DIR,
+                    ONNX_INT8,
+                )
+    name = f"{ONNX_DIR}/{graph}"
+    if name not in listed:
+        return None, f"the ONNX export in {META_FILE} does not include {name}"
+    if not (root / name).is_file():
+        return None, f"{name} is missing"
+    made_from = export.get("weights")
+    if not isinstance(made_from, dict):  # exported before the fingerprint was recorded
+        log.warning(
+            "%s: its ONNX export does not record the weights it was made from; re-run "
+            "cxthemes export-onnx to record them",
+            root,
+        )
+    elif not _same_weights(made_from, weights_fingerprint(root / WEIGHTS_FILE, full=False)):
+        return None, f"the ONNX export was made from other weights than {WEIGHTS_FILE}"
+    return root / name, ""
+
+
+def weights_fingerprint(weights: Path, full: bool = True) -> dict[str, Any]:
+    """The identity of a weights file, as the ONNX export records it: its size, the sha256 of
+    sampled blocks (``sample_sha256``, cheap) and, if ``full``, of the whole file (see
+    FINGERPRINT_BLOCKS for the cost)."""
+    size = weights.stat().st_size
+    sample = hashlib.sha256()
+    with weights.open("rb") as f:
+        starts = [size * i // FINGERPRINT_BLOCKS for i in range(FINGERPRINT_BLOCKS)]
+        for start in [*starts, max(size - FINGERPRINT_BLOCK, 0)]:
+            f.seek(start)
+            sample.update(f.read(FINGERPRINT_BLOCK))
+        found: dict[str, Any] = {"size": size, "sample_sha256": sample.hexdigest()}
+        if full:
+            f.seek(0)
+            found["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+    return found
+
+
+def _same_weights(recorded: dict[str, Any], found: dict[str, Any]) -> bool:
+    """Whether ``found`` (a :func:`weights_fingerprint`) is the recorded one: every key both
+    have must agree."""
+    return all(recorded.get(k) == v for k, v in found.items())
+
+
+def export_matches_weights(path: str | Path, graph: str) -> bool:
+    """Whether the bundle at ``path`` has a finished ONNX export that includes ``graph`` (a
+    file name in ``onnx/``) and was made from exactly its weights (full sha256): what
+    ``export-onnx --if-missing`` takes for done. An export that records no fingerprint (made
+    before it was recorded) is not: redoing it records one."""
+    from service.backends import ONNX_DIR
+
+    root = Path(path)
+    export = read_meta(root).get("onnx")
+    if not isinstance(export, dict) or not isinstance(export.get("weights"), dict):
+        return False
+    name = f"{ONNX_DIR}/{graph}"
+    weights = root / WEIGHTS_FILE
+    return (
+        name in (export.get("files") or [])
+        and (root / name).is_file()
+        and weights.is_file()
+        and "sha256" in export["weights"]
+        and _same_weights(export["weights"], weights_fingerprint(weights))
+    )
+
+
+@contextlib.contextmanager
+def lock_bundle(path: str | Path) -> Iterator[None]:
+    """Hold the bundle's export lock (``<bundle>/.export.lock``) while an export or a
+    precision check rewrites its ``onnx/`` and ``bundle.json``: a second one fails at once
+    with :class:`BundleBusyError` instead of deleting the first one's work. ``flock`` is
+    released by the kernel when its holder dies, so a killed export never blocks a rerun."""
+    lock = Path(path) / EXPORT_LOCK
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BundleBusyError(
+                f"{path} is being exported or checked by another process (cxthemes "
+                "export-onnx); wait for it to finish"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder may have finished and removed the file between our open and our lock:
+        # then we hold a lock on a file no one else can see. Only the named file counts.
+        try:
+            ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            lock.unlink(missing_ok=True)  # while still held: no one else has taken it
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:

@@ -953,14 +953,13 @@ def _numbers(numbers: list[int], shown: int = 10) -> str:
 # -- export --------------------------------------------------------------------------------
 def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
     export = _training("export")
-    from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
     from service.bundle import read_meta, resolve_model_path
 
     path = resolve_model_path(args.model, settings.models_dir)
-    wanted = ONNX_INT8 if args.int8 else ONNX_FP32
     meta = read_meta(path)
-    # Exported: the graph and its figures, which the export records before the graphs move in.
-    exported = args.if_missing and (path / ONNX_DIR / wanted).is_file() and "onnx" in meta
+    # Exported: the graph, its figures and the weights it was made from (a bundle copied over
+    # an exported folder, or an export from before weights were recorded, is exported again).
+    exported = args.if_missing and export.is_exported(path, int8=args.int8)
     check_bf16 = args.bf16 and args.check_texts > 0
     if exported and (not check_bf16 or "bf16" in meta):
         print(f"{path.name} already has an ONNX export")

@@ -5,7 +5,9 @@ Both files go into ``<bundle>/onnx/`` together with how far the int8 model agree
 torch model (theme decisions and sentiment on the given texts, macro F1 on the test split),
 recorded in ``bundle.json`` under ``onnx``. Written to ``onnx.partial``, checked there, and
 renamed once the figures are recorded, so an interrupted export leaves no half-written or
-unchecked model behind.
+unchecked model behind. The figures include the fingerprint of the weights the graphs were
+made from: a graph is never served for other weights (``service/bundle.py``). One export (or
+bf16 check) of a bundle runs at a time: a second fails at once (``lock_bundle``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ import torch
 from torch import nn
 
 from service.backends import ONNX_DIR, ONNX_FP32, ONNX_INT8
-from service.bundle import WEIGHTS_FILE, Bundle, BundleError, load_bundle, read_meta, write_meta
+from service.bundle import (
+    WEIGHTS_FILE,
+    Bundle,
+    BundleError,
+    export_matches_weights,
+    load_bundle,
+    lock_bundle,
+    read_meta,
+    weights_fingerprint,
+    write_meta,
+)
 from service.predictor import Predictor
 from training.precision import compare_with_torch, passes_gate
 
@@ -52,11 +64,30 @@ def export_onnx(
     """Export, optimise and quantize; returns (and records) the agreement figures: decisions
     on ``check_texts``, and macro F1 of both backends on the labelled ``check_items``.
     ``int8=False`` skips the int8 graph and its check (about a minute): the fp32 graph alone,
-    for CPUs where bf16 is served anyway or where int8 has failed its gate before."""
+    for CPUs where bf16 is served anyway or where int8 has failed its gate before.
+    :class:`~service.bundle.BundleBusyError` if the bundle is being exported or checked."""
+    root = Path(bundle_path)
+    # Two exports at once each removed and rewrote the other's onnx.partial/.
+    with lock_bundle(root):
+        return _export_onnx(root, check_texts, check_items, int8)
+
+
+def is_exported(bundle_path: str | Path, int8: bool = True) -> bool:
+    """Whether the bundle already has a finished export with the graph wanted (int8, or fp32
+    for ``int8=False``) made from its current weights: ``export-onnx --if-missing`` redoes an
+    export for other weights (a retrained bundle copied over an exported folder)."""
+    return export_matches_weights(bundle_path, ONNX_INT8 if int8 else ONNX_FP32)
+
+
+def _export_onnx(
+    root: Path, check_texts: list[str] | None, check_items: list | None, int8: bool
+) -> dict:
+    """:func:`export_onnx`, under the bundle's lock."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
-    root = Path(bundle_path)
+    # The weights the graphs are made from, fingerprinted before they are read.
+    made_from = weights_fingerprint(root / WEIGHTS_FILE)
     bundle = load_bundle(root, backend="torch")
     config = bundle.model.encoder.config
     work = root / f"{ONNX_DIR}.partial"
@@ -132,6 +163,7 @@ def export_onnx(
         "fused_attention_blocks": fused,
         "fp32_max_abs_theme_prob_diff": parity["max_abs_theme_prob_diff"],
         "export_seconds": round(time.monotonic() - started, 1),
+        "weights": made_from,
     }
     if int8 and (check_texts or check_items):
         figures.update(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.bundle import read_meta, write_meta
+from service.bundle import lock_bundle, read_meta, write_meta
 
 if TYPE_CHECKING:
     from service.predictor import Predictor
@@ -86,21 +86,24 @@ def check_bf16(
     """Measure bf16 torch against fp32 torch on ``check_texts`` (and macro F1 on the labelled
     ``check_items``), record the figures under ``bf16`` in ``bundle.json`` and return them.
     ``accepted`` says whether it passed the gate; ``native_cpu`` whether the CPU that measured
-    it computes bf16 natively (only then is it also faster)."""
+    it computes bf16 natively (only then is it also faster). One check or export of a bundle
+    at a time: :class:`~service.bundle.BundleBusyError` if another is running."""
     from service.backends.bf16 import cpu_has_native_bf16
 
     root = Path(bundle_path)
     if not check_texts:
         raise ValueError("the bf16 check needs texts to compare the two precisions on")
-    started = time.monotonic()
-    figures = {
-        "autocast": "cpu bfloat16",
-        **compare_with_torch(root, "torch-bf16", "bf16", check_texts, check_items),
-    }
-    figures["accepted"] = passes_gate(figures, "bf16", bool(check_items))
-    figures["native_cpu"] = cpu_has_native_bf16()
-    figures["check_seconds"] = round(time.monotonic() - started, 1)
-    meta = read_meta(root)
-    meta["bf16"] = figures
-    write_meta(root, meta)
+    # bundle.json is read, changed and rewritten: not while an export rewrites it too.
+    with lock_bundle(root):
+        started = time.monotonic()
+        figures = {
+            "autocast": "cpu bfloat16",
+            **compare_with_torch(root, "torch-bf16", "bf16", check_texts, check_items),
+        }
+        figures["accepted"] = passes_gate(figures, "bf16", bool(check_items))
+        figures["native_cpu"] = cpu_has_native_bf16()
+        figures["check_seconds"] = round(time.monotonic() - started, 1)
+        meta = read_meta(root)
+        meta["bf16"] = figures
+        write_meta(root, meta)
     return figures

@@ -77,3 +77,29 @@ def test_set_current_uses_a_fresh_temporary_link_each_time(tmp_path, monkeypatch
     assert len(set(made)) == 2 and all(name.startswith(".current.") for name in made)
     assert (models / "current").resolve() == (models / "b").resolve()
     assert os.readlink(models / "current") == "b"  # relative, so the folder can move
+
+
+def test_onnx_without_an_export_names_the_setting_and_the_remedy(tiny_bundle):
+    with pytest.raises(
+        BundleError,
+        match="CXTHEMES_BACKEND=onnx: bundle.json records no ONNX export; re-run cxthemes "
+        "export-onnx, or set CXTHEMES_BACKEND=torch",
+    ):
+        load_bundle(tiny_bundle, backend="onnx")
+
+
+def test_the_cheap_fingerprint_sees_a_change_of_the_heads_alone(tiny_bundle, tmp_path):
+    """The heads lie at the end of the file (safetensors sorts them after encoder.*): a model
+    retrained with a frozen encoder changes nothing else, and must not keep its graph."""
+    from safetensors.torch import save_file
+
+    from service.bundle import weights_fingerprint
+
+    state = load_file(str(tiny_bundle / WEIGHTS_FILE))
+    state["theme_head.bias"] = state["theme_head.bias"] + 1
+    changed = tmp_path / WEIGHTS_FILE
+    save_file(state, str(changed), metadata={"format": "pt"})
+    before = weights_fingerprint(tiny_bundle / WEIGHTS_FILE, full=False)
+    after = weights_fingerprint(changed, full=False)
+    assert before["size"] == after["size"] and before["sample_sha256"] != after["sample_sha256"]
+    assert "sha256" not in after  # the full hash is for the export and --if-missing only

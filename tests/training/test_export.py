@@ -222,3 +222,173 @@ def test_a_failed_re_export_leaves_no_stale_figures(tiny_bundle, tmp_path, monke
         export_onnx(path, int8=False)
     assert not (path / ONNX_DIR).exists() and not (path / f"{ONNX_DIR}.partial").exists()
     assert "onnx" not in json.loads((path / "bundle.json").read_text())
+
+
+# -- which graph is served, and when none is -------------------------------------------------
+@pytest.fixture(scope="module")
+def exported_both(tiny_bundle, tmp_path_factory):
+    """The tiny bundle with both graphs (int8 unmeasured, so not accepted); copy before use."""
+    path = tmp_path_factory.mktemp("both") / "tiny-both"
+    shutil.copytree(tiny_bundle, path)
+    export_onnx(path)
+    return path
+
+
+def _copy(src, tmp_path, name="served"):
+    path = tmp_path / name
+    shutil.copytree(src, path)
+    return path
+
+
+def _retrain(path) -> None:
+    """Replace the bundle's weights by others of the same architecture (so the same size)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path / "model.safetensors"))
+    g = torch.Generator().manual_seed(1)
+    state = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in state.items()}
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _meta(path) -> dict:
+    return json.loads((path / "bundle.json").read_text())
+
+
+def test_export_records_the_weights_it_was_made_from(exported_both):
+    import hashlib
+
+    from training.export import is_exported
+
+    weights = (exported_both / "model.safetensors").read_bytes()
+    made_from = _meta(exported_both)["onnx"]["weights"]
+    assert made_from["size"] == len(weights)
+    assert made_from["sha256"] == hashlib.sha256(weights).hexdigest()
+    assert is_exported(exported_both) and is_exported(exported_both, int8=False)
+    assert not (exported_both / ".export.lock").exists()
+
+
+def test_a_retrained_bundle_copied_over_an_exported_one_is_not_served_the_old_graph(
+    exported_both, tiny_bundle, tmp_path, caplog
+):
+    """`cp -r new/. served/`: the old onnx/ stays, bundle.json (no export) is the new one."""
+    from service.bundle import BundleError
+
+    new = _copy(tiny_bundle, tmp_path, "new")
+    _retrain(new)
+    served = _copy(exported_both, tmp_path)
+    shutil.copytree(new, served, dirs_exist_ok=True)
+    assert (served / ONNX_DIR / ONNX_FP32).is_file() and "onnx" not in _meta(served)
+    with caplog.at_level("WARNING", logger="service.bundle"):
+        assert load_bundle(served, backend="auto").backend == "torch"
+    assert "records no ONNX export (the graphs in onnx/ are left" in caplog.text
+    with pytest.raises(BundleError, match="CXTHEMES_BACKEND=onnx: bundle.json records no ONNX"):
+        load_bundle(served, backend="onnx")
+    from training.export import is_exported
+
+    assert not is_exported(served, int8=False)
+
+
+def test_a_graph_is_not_served_for_weights_replaced_since_its_export(
+    exported_both, tmp_path, caplog
+):
+    """bundle.json keeps its export record, but model.safetensors is another model's."""
+    from service.bundle import BundleError
+
+    served = _copy(exported_both, tmp_path)
+    size = (served / "model.safetensors").stat().st_size
+    _retrain(served)
+    assert (served / "model.safetensors").stat().st_size == size  # the size alone is not enough
+    with caplog.at_level("WARNING", logger="service.bundle"):
+        assert load_bundle(served, backend="auto").backend == "torch"
+    assert "made from other weights than model.safetensors" in caplog.text
+    with pytest.raises(BundleError, match="other weights.*re-run cxthemes export-onnx"):
+        load_bundle(served, backend="onnx")
+    from training.export import is_exported
+
+    assert not is_exported(served) and not is_exported(served, int8=False)
+
+
+def test_if_missing_redoes_an_export_made_for_other_weights(exported_both, tmp_path, capsys):
+    from service.cli import main
+
+    served = _copy(exported_both, tmp_path)
+    _retrain(served)
+    args = ["export-onnx", "--model", str(served), "--no-int8", "--no-bf16", "--check-texts", "0"]
+    assert main([*args, "--if-missing"]) == 0
+    assert "already has an ONNX export" not in capsys.readouterr().out
+    assert load_bundle(served, backend="onnx").backend_detail == "onnx-fp32"
+
+
+def test_auto_serves_torch_when_the_graph_is_corrupt(exported_both, tmp_path, caplog):
+    from service.bundle import BundleError
+
+    served = _copy(exported_both, tmp_path)
+    data = (served / ONNX_DIR / ONNX_FP32).read_bytes()
+    (served / ONNX_DIR / ONNX_FP32).write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING", logger="service.bundle"):
+        bundle = load_bundle(served, backend="auto")
+    assert bundle.backend == "torch" and bundle.model.__class__.__name__ == "ThemeClassifier"
+    assert "cannot load onnx/model.onnx" in caplog.text and "serving the torch model" in caplog.text
+    with pytest.raises(
+        BundleError,
+        match=r"CXTHEMES_BACKEND=onnx: cannot load onnx/model.onnx: .*; re-run cxthemes "
+        r"export-onnx, or set CXTHEMES_BACKEND=torch",
+    ):
+        load_bundle(served, backend="onnx")
+
+
+def test_auto_serves_torch_without_onnxruntime(exported_both, monkeypatch, caplog):
+    import sys
+
+    from service.bundle import BundleError
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed, or fails to import
+    with caplog.at_level("WARNING", logger="service.bundle"):
+        assert load_bundle(exported_both, backend="auto").backend == "torch"
+    assert "ModuleNotFoundError" in caplog.text
+    with pytest.raises(BundleError, match="CXTHEMES_BACKEND=onnx: .*ModuleNotFoundError"):
+        load_bundle(exported_both, backend="onnx")
+
+
+def test_a_missing_accepted_int8_graph_falls_back_to_the_fp32_graph(
+    exported_both, tmp_path, caplog
+):
+    served = _copy(exported_both, tmp_path)
+    meta = _meta(served)
+    meta["onnx"]["int8_accepted"] = True
+    (served / "bundle.json").write_text(json.dumps(meta))
+    (served / ONNX_DIR / ONNX_INT8).unlink()
+    for backend in ("auto", "onnx"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="service.bundle"):
+            assert load_bundle(served, backend=backend).backend_detail == "onnx-fp32"
+        assert "model.int8.onnx is missing" in caplog.text
+
+
+def test_onnx_is_refused_on_another_device_and_auto_picks_torch_there(exported_both):
+    from service.bundle import BundleError, _auto_backend
+
+    with pytest.raises(
+        BundleError, match="CXTHEMES_BACKEND=onnx runs on the CPU only, not on cuda"
+    ):
+        load_bundle(exported_both, backend="onnx", device="cuda")
+    assert _auto_backend(exported_both, _meta(exported_both), "cuda") == ("torch", None)
+
+
+def test_a_second_export_of_the_same_bundle_fails_at_once(tiny_bundle, tmp_path):
+    """Two exports at once each removed and rewrote the other's onnx.partial/."""
+    from service.bundle import BundleBusyError, lock_bundle
+    from training.precision import check_bf16
+
+    path = _copy(tiny_bundle, tmp_path)
+    before = _meta(path)
+    with lock_bundle(path):  # another export is running (flock: per open file, so in-process)
+        with pytest.raises(BundleBusyError, match="being exported or checked by another process"):
+            export_onnx(path, int8=False)
+        with pytest.raises(BundleBusyError):
+            check_bf16(path, ["hello"])
+    assert not (path / f"{ONNX_DIR}.partial").exists() and _meta(path) == before
+    assert not (path / ".export.lock").exists()
+    export_onnx(path, int8=False)  # the lock went with its holder
+    assert "onnx" in _meta(path)
