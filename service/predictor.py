@@ -41,7 +41,7 @@ _LANG_CONFIDENCE = 0.5
 # unevaluated one if the evaluated languages together get less than this share of what a
 # text with no evidence gets (language.surely_none_of). With the 16 evaluated languages: under
 # 0.047 against 0.14 for "ok", "👍" or "10/10"; Danish split between Norwegian and Danish gets
-# 0.001, Swahili 0.04. 34 of the 10,555 labelled texts fall below it (romanised Hindi and
+# 0.001, Swahili 0.04. 31 of the 10,555 labelled texts fall below it (romanised Hindi and
 # Arabic, which the identifier does not know).
 _LANG_EVIDENCE = 1 / 3
 # Passes are padded to a multiple of 8 tokens. oneDNN (torch's bf16 and fp32 matrix products on
