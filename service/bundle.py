@@ -17,7 +17,6 @@ replaced atomically.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.initialization import no_init_weights
 
+from service.locks import claim
 from service.modeling import ThemeClassifier, load_encoder
 
 BUNDLE_FORMAT = 1
@@ -443,38 +443,17 @@ def export_matches_weights(path: str | Path, graph: str) -> bool:
 def lock_bundle(path: str | Path) -> Iterator[None]:
     """Hold the bundle's export lock (``<bundle>/.export.lock``) while an export or a
     precision check rewrites its ``onnx/`` and ``bundle.json``: a second one fails at once
-    with :class:`BundleBusyError` instead of deleting the first one's work. ``flock`` is
-    released by the kernel when its holder dies, so a killed export never blocks a rerun."""
-    lock = Path(path) / EXPORT_LOCK
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise BundleBusyError(
-                f"{path} is being exported or checked by another process (cxthemes "
-                "export-onnx); wait for it to finish"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        # The holder may have finished and removed the file between our open and our lock:
-        # then we hold a lock on a file no one else can see. Only the named file counts.
-        try:
-            ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            ours = False
-        if ours:
-            break
-        os.close(fd)
-    try:
+    with :class:`BundleBusyError` instead of deleting the first one's work. A killed export
+    never blocks a rerun (:func:`service.locks.claim`)."""
+
+    def busy() -> BundleBusyError:
+        return BundleBusyError(
+            f"{path} is being exported or checked by another process (cxthemes "
+            "export-onnx); wait for it to finish"
+        )
+
+    with claim(Path(path) / EXPORT_LOCK, busy):
         yield
-    finally:
-        try:
-            lock.unlink(missing_ok=True)  # while still held: no one else has taken it
-        finally:
-            os.close(fd)  # releases the lock
 
 
 def resolve_model_path(model: str | Path | None, models_dir: str | Path) -> Path:

@@ -20,14 +20,12 @@ bundle (``cp -a a a-backup``) keeps the version it was trained as.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +39,7 @@ from service.bundle import (
     read_meta,
     set_current,
 )
+from service.locks import exclusive_lock
 
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = ".registry.lock"
@@ -105,18 +104,9 @@ def _check_registry(path: Path, data: Any) -> None:
             )
 
 
-@contextlib.contextmanager
-def _registry_lock(models_dir: str | Path) -> Iterator[None]:
-    """Hold the exclusive registry lock (blocking until other writers are done). ``flock``
-    is released by the kernel when its holder dies, so a killed writer never leaves it held."""
-    folder = Path(models_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def _registry_lock(models_dir: str | Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the exclusive registry lock (waiting until other writers are done)."""
+    return exclusive_lock(Path(models_dir) / LOCK_FILE)
 
 
 def _write_registry(models_dir: str | Path, data: dict[str, Any]) -> None:

@@ -10,16 +10,16 @@ moment they exist and adding data never moves an item.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from service.locks import exclusive_lock
 from service.text import normalise_for_dedup
 
 SPLITS_FILE = Path(__file__).resolve().parents[1] / "labels" / "splits.tsv"
@@ -125,19 +125,12 @@ def write_manifest(assignment: dict[str, str], path: Path = SPLITS_FILE) -> int:
         return _write(assignment, path)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive lock on the manifest's folder: two imports recording splits at once
     would each read the manifest, add their items and write it, and the second write would drop
-    the first one's items. The folder, not the file, because the file is replaced (a lock on
-    the old file would not exclude a process that opens the new one)."""
+    the first one's items. The folder, not the file, because the file is replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    return exclusive_lock(path.parent)
 
 
 def _write(assignment: dict[str, str], path: Path) -> int:

@@ -8,7 +8,6 @@ and the per-theme thresholds; the test split is never seen until the final evalu
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import math
@@ -34,6 +33,7 @@ from transformers import (
 )
 
 from service.bundle import Bundle, save_bundle
+from service.locks import claim
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
 from service.registry import check_new_version, set_current_version
@@ -104,39 +104,6 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _lock_version(checkpoints: Path, version: str) -> tuple[int, Path]:
-    """Take the exclusive, non-blocking lock ``<checkpoints>/<version>.lock``: its open file
-    descriptor and path, or :class:`VersionBusyError` if another process holds it. ``flock``
-    is released by the kernel when its holder dies, so a killed run never blocks a rerun."""
-    path = checkpoints / f"{version}.lock"
-    while True:
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # another run removed the empty folder meanwhile: again
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise VersionBusyError(
-                f"version {version} is being trained by another process; wait for it to "
-                "finish or choose another --version"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        # The holder may have finished and removed the file between our open and our lock:
-        # then we hold a lock on a file no one else can see. Only the named file counts.
-        try:
-            ours = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            ours = False
-        if ours:
-            return fd, path
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def version_run(models_dir: Path, version: str) -> Iterator[Path]:
     """Own ``version`` for one training run: hold its lock (a second run of the same version
@@ -149,16 +116,21 @@ def version_run(models_dir: Path, version: str) -> Iterator[Path]:
     if not _is_main_process():
         yield work_dir
         return
-    fd, lock_path = _lock_version(checkpoints, version)
+
+    def busy() -> VersionBusyError:
+        return VersionBusyError(
+            f"version {version} is being trained by another process; wait for it to "
+            "finish or choose another --version"
+        )
+
     try:
-        yield work_dir
+        with claim(checkpoints / f"{version}.lock", busy, make_parent=True):
+            try:
+                yield work_dir
+            finally:
+                shutil.rmtree(work_dir, ignore_errors=True)
+                shutil.rmtree(Path(models_dir) / f"{version}.partial", ignore_errors=True)
     finally:
-        try:
-            shutil.rmtree(work_dir, ignore_errors=True)
-            shutil.rmtree(Path(models_dir) / f"{version}.partial", ignore_errors=True)
-            lock_path.unlink(missing_ok=True)  # while still held: no one else has taken it
-        finally:
-            os.close(fd)  # releases the lock
         with contextlib.suppress(OSError):  # not empty: other runs' work or locks
             checkpoints.rmdir()
 
