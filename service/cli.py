@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -497,7 +496,7 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     if train_only:
-        _record_train_only(path, labels_root, taxonomy, result.texts)
+        _record_train_only(labels_root, [*result.texts, *result.imported_before])
     return 1 if result.conflicts else 0
 
 
@@ -514,11 +513,11 @@ def _chosen_by_model(path: Path) -> bool:
         return False
 
 
-def _record_train_only(path: Path, labels_root: Path, taxonomy, new_texts: list[str]) -> None:
-    """Record as train the texts just imported from ``path`` and those of its rows whose
-    labelled copy an earlier import wrote: a first run without --train-only, or one whose
-    recording failed, found them then, and a re-run finds only duplicates. Items already in
-    the manifest keep their split."""
+def _record_train_only(labels_root: Path, texts: list[str]) -> None:
+    """Record ``texts`` as train: those just imported and those whose labelled copy an earlier
+    import wrote (a first run without --train-only, or one whose recording failed, imported
+    them, and a re-run finds only duplicates). Items already in the manifest keep their
+    split."""
     splits = _training("splits")
     if not labels_root.resolve().is_relative_to(splits.SPLITS_FILE.parent):
         # One frozen manifest serves every labels folder (train and evaluate read it).
@@ -527,7 +526,6 @@ def _record_train_only(path: Path, labels_root: Path, taxonomy, new_texts: list[
             f"not in {labels_root.resolve()}: keep that file with these labels",
             file=sys.stderr,
         )
-    texts = [*new_texts, *_imported_copies(path, labels_root, taxonomy)]
     try:
         recorded = splits.record_split(texts, "train", splits.SPLITS_FILE)
     except (OSError, ValueError) as exc:
@@ -537,42 +535,6 @@ def _record_train_only(path: Path, labels_root: Path, taxonomy, new_texts: list[
         ) from None
     already = len({splits.text_key(t) for t in texts}) - recorded
     print(f"{recorded} recorded as train in the frozen splits; {already} were already there")
-
-
-def _imported_copies(path: Path, labels_root: Path, taxonomy) -> list[str]:
-    """For each row of ``path``, the text of its labelled copy if that lies under
-    ``imported/`` (matched as `labels import` matches copies); labelled data from elsewhere is
-    not the import's to move."""
-    data = _training("data")
-    label_import = _training("label_import")
-    from service.privacy import mask_pii
-    from service.text import normalise_for_dedup
-
-    imported = (labels_root / "imported").resolve()
-    if not imported.is_dir():
-        return []
-    items, _ = data.load_items(data.find_label_files(labels_root), taxonomy)
-    exact, near = {}, {}
-    for item in items:
-        if isinstance(item.text, str):
-            exact[normalise_for_dedup(item.text)] = item
-            near.setdefault(label_import.near_key(item.text) or item.text, item)
-    rows, _ = label_import.read_rows(path)
-    copies = []
-    for _, row in rows:
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            continue
-        # As imported: the text, or the text with its personal data masked.
-        for form in dict.fromkeys([text.strip(), mask_pii(text.strip())]):
-            item = exact.get(normalise_for_dedup(form)) or near.get(
-                label_import.near_key(form) or form
-            )
-            if item is not None:
-                if Path(item.file).resolve().is_relative_to(imported):
-                    copies.append(item.text)
-                break
-    return copies
 
 
 # Texts scored at a time by `labels select` (the predictor sorts each chunk by length).
@@ -906,22 +868,20 @@ def _labelled_ids(path: Path, settings: Settings) -> list[str]:
 
     # The import refuses a whole file for one bad row (an incomplete annotation, an unknown
     # theme): closing its other items would drop them from the queue with their labels never
-    # imported. So the file goes through the import itself, into a folder thrown away after.
-    with tempfile.TemporaryDirectory(prefix="cxthemes-resolve-") as scratch:
-        try:
-            label_import.import_labels(path, Path(scratch), load_taxonomy(settings.taxonomy_path))
-        except label_import.LabelImportError as exc:
-            lines = str(exc).splitlines()
-            raise CLIError(
-                "\n".join(
-                    [
-                        f"{path}: `labels import` refuses it, so nothing was resolved (fix it, "
-                        "import it, then resolve):",
-                        *(lines[1:] or lines),
-                    ]
-                )
-            ) from None
-    rows, unannotated = label_import.read_rows(path)
+    # imported. So the file is checked as the import checks it.
+    try:
+        rows, unannotated = label_import.check_labels(path, load_taxonomy(settings.taxonomy_path))
+    except label_import.LabelImportError as exc:
+        lines = str(exc).splitlines()
+        raise CLIError(
+            "\n".join(
+                [
+                    f"{path}: `labels import` refuses it, so nothing was resolved (fix it, "
+                    "import it, then resolve):",
+                    *(lines[1:] or lines),
+                ]
+            )
+        ) from None
     if path.suffix.lower() == ".json":
         # Ids from data.id only: a task without one (not written by `review export`) would
         # otherwise fall back to Label Studio's task number, which may name an unrelated item.

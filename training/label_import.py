@@ -62,6 +62,9 @@ class ImportResult:
     # annotation that was used.
     disagreements: list[str] = field(default_factory=list)
     masked: int = 0  # imported texts in which personal data was masked
+    # Texts of rows matched (as duplicates or conflicts) to a copy an earlier import wrote
+    # under ``imported/``: a re-run with --train-only records these too.
+    imported_before: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -383,15 +386,18 @@ def _flat_rows(records: list[tuple[int, dict]]) -> _Rows:
     return out
 
 
-def import_labels(
-    path: Path,
-    labels_dir: Path,
-    taxonomy: Taxonomy,
-    by: str | None = None,
-    source: str | None = None,
-) -> ImportResult:
-    """Validate, mask, de-duplicate and write the labels in ``path`` (see the module
-    docstring)."""
+def check_labels(path: Path, taxonomy: Taxonomy) -> tuple[list[tuple[int, dict]], int]:
+    """The rows of ``path`` and its count of tasks not annotated (as :func:`read_rows`) if
+    :func:`import_labels` would accept the file, else :class:`LabelImportError` naming every
+    bad row. Writes nothing."""
+    read, _ = _checked(path, taxonomy)
+    return read.rows, read.unannotated
+
+
+def _checked(path: Path, taxonomy: Taxonomy) -> tuple[_Rows, list[tuple]]:
+    """The rows read and, for each labelled one, ``(number, row, masked text, whether it was
+    masked, lang, themes in taxonomy order, sentiment)``; :class:`LabelImportError` if any row
+    is bad."""
     from service.language import detect_language
 
     read = _read(path)
@@ -455,13 +461,28 @@ def import_labels(
         raise LabelImportError(
             f"{path}: {len(errors)} bad rows; nothing was imported:\n" + "\n".join(errors)
         )
+    return read, clean
 
+
+def import_labels(
+    path: Path,
+    labels_dir: Path,
+    taxonomy: Taxonomy,
+    by: str | None = None,
+    source: str | None = None,
+) -> ImportResult:
+    """Validate, mask, de-duplicate and write the labels in ``path`` (see the module
+    docstring)."""
+    read, clean = _checked(path, taxonomy)
     existing, _ = load_items(find_label_files(labels_dir), taxonomy)
-    # key -> (labels, where, whether that is a row of this file)
-    known: dict[str, tuple[tuple, str, bool]] = {}
+    imported_dir = (labels_dir / "imported").resolve()
+    # key -> (labels, where, whether that is a row of this file, its text if an earlier
+    # import wrote it)
+    known: dict[str, tuple[tuple, str, bool, str | None]] = {}
     for item in existing:
         labels = (tuple(item.themes), item.sentiment)
-        here = (labels, f"{item.file}:{item.line}", False)
+        ours = Path(item.file).resolve().is_relative_to(imported_dir)
+        here = (labels, f"{item.file}:{item.line}", False, item.text if ours else None)
         known[normalise_for_dedup(item.text)] = here
         known.setdefault(near_key(item.text) or item.text, here)
 
@@ -476,7 +497,9 @@ def import_labels(
         labels = (tuple(themes), sentiment)
         match = known.get(normalise_for_dedup(text)) or known.get(near_key(text) or text)
         if match is not None:
-            (old_labels, where, same_file) = match
+            (old_labels, where, same_file, imported_text) = match
+            if imported_text is not None:
+                result.imported_before.append(imported_text)
             where = f"at row {where} of the same file" if same_file else f"at {where}"
             if old_labels == labels:
                 seen = "repeated" if same_file else "already labelled"
@@ -494,7 +517,7 @@ def import_labels(
                     )
                 )
             continue
-        here = (labels, str(number), True)
+        here = (labels, str(number), True, None)
         known[normalise_for_dedup(text)] = here
         known.setdefault(near_key(text) or text, here)
         result.masked += masked

@@ -495,3 +495,34 @@ def test_error_messages_say_where_and_what_is_expected(labels_dir, tmp_path):
         message = _import_error(src, labels_dir)
         assert message.startswith(f"{src}: no 'text' column (found: ")
         assert repr(header.split(",")[0]) in message
+
+
+def test_a_re_import_names_the_copies_an_earlier_import_wrote(labels_dir, tmp_path):
+    """What --train-only records on a re-run: rows matched to copies under ``imported/``
+    (the same labels, or changed ones), never to labelled data from elsewhere."""
+    shipped = json.loads((labels_dir / "items.jsonl").read_text().splitlines()[0])
+    rows = [
+        {
+            "text": "The app logs me out every hour",
+            "themes": ["product_quality"],
+            "sentiment": "negative",
+            "lang": "en",
+        },
+        {
+            "text": "Refund took three weeks",
+            "themes": ["service_quality"],
+            "sentiment": "negative",
+            "lang": "en",
+        },
+    ]
+    src = tmp_path / "batch.jsonl"
+    _jsonl(src, rows)
+    first = import_labels(src, labels_dir, TAXONOMY, by="t")
+    assert first.imported == 2 and first.imported_before == []
+
+    # relabelled since: a conflict, and still a copy an earlier import wrote
+    rows[1]["themes"] = ["speed_availability"]
+    _jsonl(src, [*rows, {**shipped, "id": "copy"}])
+    again = import_labels(src, labels_dir, TAXONOMY, by="t")
+    assert again.imported == 0 and len(again.conflicts) == 1 and len(again.duplicates) == 2
+    assert sorted(again.imported_before) == sorted(r["text"] for r in rows)
