@@ -28,11 +28,15 @@ model: base-model
 run: model
 	$(BIN)/cxthemes serve --host $(HOST) --port $(PORT)
 
+# Test files are spread over up to 4 worker processes (one per core; a file stays on one worker
+# so its module fixtures are built once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+
 test: base-model
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

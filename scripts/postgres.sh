@@ -24,6 +24,10 @@ psql_admin() { su postgres -c "psql -p $PORT -v ON_ERROR_STOP=1 -qtAc \"$1\""; }
 if [ "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'")" != "1" ]; then
   psql_admin "CREATE ROLE $DB_USER LOGIN PASSWORD '$DB_PASS'" >&2
 fi
+# CREATEDB: parallel test workers (pytest -n) each create a database of their own beside it.
+if [ "$(psql_admin "SELECT rolcreatedb FROM pg_roles WHERE rolname='$DB_USER'")" != "t" ]; then
+  psql_admin "ALTER ROLE $DB_USER CREATEDB" >&2
+fi
 if [ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'")" != "1" ]; then
   psql_admin "CREATE DATABASE $DB_NAME OWNER $DB_USER" >&2
 fi

@@ -104,7 +104,30 @@ def postgres_url() -> str:
         if os.environ.get("CXTHEMES_REQUIRE_POSTGRES") == "1":
             pytest.fail("CXTHEMES_TEST_POSTGRES_URL is not set but PostgreSQL is required")
         pytest.skip("no PostgreSQL: set CXTHEMES_TEST_POSTGRES_URL (scripts/postgres.sh)")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _worker_database(url, worker) if worker else url
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """The URL of a database of this xdist worker's own (``<name>_gw0``...), created beside
+    the configured one if missing: the store tests empty their database, so workers sharing
+    one would drop each other's tables. Needs a role allowed to create databases (as
+    scripts/postgres.sh makes it)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")  # CREATE DATABASE: no transaction
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def _empty_postgres(url: str) -> None:
