@@ -191,6 +191,19 @@ class _Unit:
     weight: int = 1
 
 
+def _spans_in(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
+    """Where each of ``sentences`` lies in ``text``, looked for in order, or None if one is
+    not there (sentences not cut from this text)."""
+    spans, at = [], 0
+    for sentence in sentences:
+        start = text.find(sentence, at)
+        if start < 0:
+            return None
+        at = start + len(sentence)
+        spans.append((start, at))
+    return spans
+
+
 class Predictor:
     """Loads a bundle once and scores texts in length-sorted batches."""
 
@@ -282,6 +295,16 @@ class Predictor:
             if groups is not None:
                 groups.append(range(len(sentences)))
             return [(text, max(total, 1))]
+        # A window is the text from its first sentence to its last as written: joined with
+        # spaces, Chinese or Japanese sentences would reach the model with spaces between
+        # them, which their text (and the training data) never has.
+        spans = _spans_in(text, sentences)
+
+        def joined(first: int, end: int) -> str:
+            if spans is None:
+                return " ".join(sentences[first:end])
+            return text[spans[first][0] : spans[end - 1][1]]
+
         windows: list[tuple[str, int]] = []
         current: list[str] = []
         current_tokens = 0
@@ -289,7 +312,7 @@ class Predictor:
         for k, (sentence, ids) in enumerate(zip(sentences, counts, strict=True)):
             if len(ids) > budget:  # a sentence longer than a window: cut it by tokens
                 if current:
-                    windows.append((" ".join(current), current_tokens))
+                    windows.append((joined(first, k), current_tokens))
                     marks.append(range(first, k))
                     current, current_tokens = [], 0
                 pieces = self._cut_by_tokens(sentence, budget)
@@ -297,7 +320,7 @@ class Predictor:
                 marks.extend(None for _ in pieces)
                 continue
             if current_tokens + len(ids) > budget and current:
-                windows.append((" ".join(current), current_tokens))
+                windows.append((joined(first, k), current_tokens))
                 marks.append(range(first, k))
                 current, current_tokens = [], 0
             if not current:
@@ -305,7 +328,7 @@ class Predictor:
             current.append(sentence)
             current_tokens += len(ids)
         if current:
-            windows.append((" ".join(current), current_tokens))
+            windows.append((joined(first, len(sentences)), current_tokens))
             marks.append(range(first, len(sentences)))
         if groups is not None:
             groups.extend(marks)

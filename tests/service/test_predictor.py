@@ -188,6 +188,21 @@ def test_long_text_windows_cover_every_token(predictor):
     assert sum(n for _, n in windows) == total
 
 
+def test_windows_of_a_long_chinese_text_keep_it_as_written(predictor):
+    """Windows are cut from the text: no spaces between Chinese sentences, which the model
+    never sees in Chinese text (joining the sentences with spaces added them)."""
+    sentences = [f"第{i}次下单，快递又晚到了三天。" for i in range(60)]
+    text = "".join(sentences)
+    windows = predictor._windows(text, sentences)
+    assert len(windows) > 1
+    assert all(" " not in w for w, _ in windows)
+    assert "".join(w for w, _ in windows) == text
+    # and a text written with line breaks between its sentences keeps them
+    text = "\n".join(sentences)
+    windows = predictor._windows(text, sentences)
+    assert "\n".join(w for w, _ in windows) == text
+
+
 def test_overlong_sentence_is_cut_by_tokens_not_dropped(predictor):
     sentence = "word " * 300
     windows = predictor._windows(sentence, [sentence.strip()])
