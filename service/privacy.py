@@ -69,9 +69,12 @@ _CN_ID_CHECK = "10X98765432"
 _DIGIT_GROUPS_RE = re.compile(r"[0-9]+(?:(?: {1,3}| ?[-\u2010-\u2013\u2212\uff0d] ?|\.)[0-9]+)*")
 _CARD_MIN, _CARD_MAX = 13, 19
 
+# Hyphens as typed, or as word processors and phones replace them (en dash, minus sign...).
+_DASHES = r"\-\u2010-\u2013\u2212\ufe63\uff0d"
 # Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
 _SSN_RE = re.compile(
-    r"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9]|-[0-9])"
+    rf"(?<![0-9{_DASHES}])(?!000|666|9)[0-9]{{3}}(?P<dash>[{_DASHES}])(?!00)[0-9]{{2}}(?P=dash)"
+    rf"(?!0000)[0-9]{{4}}(?![0-9]|[{_DASHES}][0-9])"
 )
 # Nine bare digits ("123456789") or 3-2-4 groups split by spaces or dots are an SSN, and a
 # Canadian SIN ("046 454 286", "046-454-286", "046454286") is one, only next to a word that says
@@ -82,15 +85,15 @@ _SSN_RE = re.compile(
 # 789") are not IDs (the phone matcher may still take them).
 _ID_KEYWORD_GAP = 20
 # A number glued to other digits, or to a "-"/"." and more digits, is part of something longer.
-_NUMBER_START = r"(?<![0-9])(?<![0-9][-.])"
-_NUMBER_END = r"(?![0-9]|[-.][0-9])"
+_NUMBER_START = rf"(?<![0-9])(?<![0-9][.{_DASHES}])"
+_NUMBER_END = rf"(?![0-9]|[.{_DASHES}][0-9])"
 _SSN_KEYWORD_RE = re.compile(
     r"(?<![^\W\d_])(?:ssns?|social[ -]?security|soc\.? ?sec)(?![^\W\d_])|社会安全号",
     re.IGNORECASE,
 )
 # 3-2-4 digits, one separator throughout; which of them were ever issued is checked apart
 # (_ssn_issued), so that a never-issued number after a keyword still belongs to it.
-_SSN_NUMBER = r"(?P<number>[0-9]{3}(?P<sep>[ .-]?)[0-9]{2}(?P=sep)[0-9]{4})"
+_SSN_NUMBER = rf"(?P<number>[0-9]{{3}}(?P<sep>[ .{_DASHES}]?)[0-9]{{2}}(?P=sep)[0-9]{{4}})"
 # "sin" is a word (and Spanish for "without"), "nas" a storage box: as abbreviations only in
 # capitals ("SIN", "S.I.N.", "NAS"), or lower case with "#"/"number"/"no" after ("sin #").
 _SIN_KEYWORD_RE = re.compile(
@@ -100,7 +103,7 @@ _SIN_KEYWORD_RE = re.compile(
     r"|(?i:social[ -]?insurance|assurance[ -]sociale)"
     r")(?![^\W\d_])"
 )
-_SIN_NUMBER = r"(?P<number>[0-9]{3}(?P<sep>[ .-]?)[0-9]{3}(?P=sep)[0-9]{3})"
+_SIN_NUMBER = rf"(?P<number>[0-9]{{3}}(?P<sep>[ .{_DASHES}]?)[0-9]{{3}}(?P=sep)[0-9]{{3}})"
 
 
 class _KeywordId(NamedTuple):

@@ -359,6 +359,24 @@ def test_ssn() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        # Dashes as word processors and phones write them: en dash, non-breaking hyphen,
+        # minus sign, small and full-width hyphen-minus.
+        ("My SSN is 123\u201345\u20136789.", "My SSN is [ID]."),
+        ("123\u201145\u20116789", "[ID]"),
+        ("123\u221245\u22126789 please", "[ID] please"),
+        ("SSN 123\ufe6345\ufe636789", "SSN [ID]"),
+        ("123\uff0d45\uff0d6789", "[ID]"),
+        ("NAS 046\u2013454\u2013286", "NAS [ID]"),
+        ("SSN 123\u20134567\u201389 is not one", "SSN 123\u20134567\u201389 is not one"),
+    ],
+)
+def test_ssn_and_sin_with_typographic_dashes(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         # Without separators, or with spaces or dots, an SSN is one only after a word saying so.
         ("My SSN is 123456789.", "My SSN is [ID]."),
         ("SSN: 123456789", "SSN: [ID]"),
