@@ -475,7 +475,9 @@ def cmd_labels_import(args: argparse.Namespace, settings: Settings) -> int:
             raise CLIError(
                 f"{exc}; nothing was imported (--train-only records the items there)"
             ) from None
-    result = label_import.import_labels(path, labels_root, taxonomy, by=args.by, source=args.source)
+    result = label_import.import_labels(
+        path, labels_root, taxonomy, by=args.by, source=args.source, encoding=args.encoding
+    )
     for line in result.duplicates:
         print(f"duplicate, skipped: {line}", file=sys.stderr)
     for line in result.conflicts:
@@ -1440,6 +1442,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--labels", help="labelled-data folder (default: labels/data)")
     q.add_argument("--by", help="who labelled or imports them (default: your user name)")
     q.add_argument("--source", help="source tag for the items (default: import:FILE)")
+    q.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="of a CSV or JSONL file, e.g. gbk, cp1252, utf-16 (default utf-8)",
+    )
     q.add_argument(
         "--train-only",
         action=argparse.BooleanOptionalAction,

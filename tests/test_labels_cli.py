@@ -226,3 +226,28 @@ def test_import_reports_masking_and_annotators_who_disagree(labels_dir, manifest
     written = [json.loads(line) for line in _imported(labels_dir)[0].read_text().splitlines()]
     assert "13812345678" not in written[0]["text"] and "ana@example.com" not in written[0]["text"]
     assert written[0]["themes"] == ["speed_availability"]  # the ground truth
+
+
+def test_labels_import_reads_another_encoding(labels_dir, manifest, tmp_path, capsys):
+    """A CSV saved by Excel in the system's code page (GBK in China) is refused with a hint
+    naming --encoding and the line, and imported with it."""
+    src = tmp_path / "labelled.csv"
+    rows = [
+        "text,lang,themes,sentiment",
+        "客服一直是机器人回复，找不到人工,zh,human_support,negative",
+        "价格太贵了，不值这个钱,zh,pricing_value,negative",
+    ]
+    src.write_bytes(("\r\n".join(rows) + "\r\n").encode("gbk"))
+    args = ["labels", "import", str(src), "--labels", str(labels_dir), "--by", "t"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "line 2: not valid utf-8" in err and "pass --encoding (e.g. gbk)" in err
+    assert not (labels_dir / "imported").exists()
+
+    assert main([*args, "--encoding", "gbk"]) == 0
+    assert "imported 2 items" in capsys.readouterr().out
+    texts = {json.loads(line)["text"] for f in _imported(labels_dir) for line in f.open()}
+    assert texts == {"客服一直是机器人回复，找不到人工", "价格太贵了，不值这个钱"}
+
+    assert main([*args, "--encoding", "no-such-codec"]) == 2
+    assert "unknown encoding 'no-such-codec'" in capsys.readouterr().err

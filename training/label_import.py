@@ -22,6 +22,7 @@ provenance (file, time, who).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import datetime as _dt
@@ -129,20 +130,29 @@ def _sentiment(value):
     return value.strip() if isinstance(value, str) else value
 
 
-def read_rows(path: Path) -> tuple[list[tuple[int, dict]], int]:
-    """``(row number, {id, text, lang, themes, sentiment})`` rows, and how many Label Studio
-    tasks had no annotation yet (not an error: skipped). A row that cannot be read holds
-    ``__error__``; one whose labels cannot be read holds ``__problem__`` (its id is usable)."""
-    read = _read(path)
-    return read.rows, read.unannotated
-
-
-def _read(path: Path) -> _Rows:
+def _codec(encoding: str) -> str:
+    """The codec to read with: UTF-8 also without a byte-order mark (Excel writes one)."""
     try:
-        return _read_rows(path)
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise LabelImportError(f"unknown encoding {encoding!r} (e.g. utf-8, gbk, cp1252)") from None
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+
+
+def _read(path: Path, encoding: str = "utf-8") -> _Rows:
+    """The rows of ``path`` (``(row number, {id, text, lang, themes, sentiment})``; a row that
+    cannot be read holds ``__error__``, one whose labels cannot be read ``__problem__``) and
+    how many Label Studio tasks had no annotation yet (not an error: skipped)."""
+    codec = _codec(encoding)
+    try:
+        return _read_rows(path, codec)
     except UnicodeDecodeError as exc:
-        where = _where_undecodable(path)
-        raise LabelImportError(f"{path}: {where}: not valid UTF-8 ({exc.reason})") from None
+        utf8 = codec == "utf-8-sig"
+        where = f"{path}: {_where_undecodable(path)}" if utf8 else str(path)
+        raise LabelImportError(
+            f"{where}: not valid {codec.removesuffix('-sig')} ({exc.reason}); if the file is "
+            f"in another encoding, pass --encoding (e.g. {'gbk' if utf8 else 'utf-8'})"
+        ) from None
     except json.JSONDecodeError as exc:  # a Label Studio export is one JSON document
         raise LabelImportError(
             f"{path}: not a Label Studio JSON export: invalid JSON at line {exc.lineno} "
@@ -160,11 +170,11 @@ def _where_undecodable(path: Path) -> str:
     return "somewhere"
 
 
-def _read_rows(path: Path) -> _Rows:
+def _read_rows(path: Path, encoding: str) -> _Rows:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8-sig") as fh:
+        with path.open(encoding=encoding) as fh:
             for number, line in enumerate(fh, 1):
                 if line.strip():
                     try:
@@ -176,7 +186,7 @@ def _read_rows(path: Path) -> _Rows:
                     rows.append((number, row))
         return _Rows(rows)
     if suffix == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as fh:
+        with path.open(encoding=encoding, newline="") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             if columns and "text" not in columns:
@@ -189,7 +199,7 @@ def _read_rows(path: Path) -> _Rows:
             records = [(n, dict(r)) for n, r in enumerate(reader, 1)]
         return _flat_rows(records)
     if suffix == ".json":
-        return _json_rows(path, json.loads(path.read_text(encoding="utf-8-sig")))
+        return _json_rows(path, json.loads(path.read_text(encoding=encoding)))
     raise LabelImportError(f"{path}: use .csv, .jsonl or a Label Studio .json export")
 
 
@@ -386,21 +396,23 @@ def _flat_rows(records: list[tuple[int, dict]]) -> _Rows:
     return out
 
 
-def check_labels(path: Path, taxonomy: Taxonomy) -> tuple[list[tuple[int, dict]], int]:
-    """The rows of ``path`` and its count of tasks not annotated (as :func:`read_rows`) if
+def check_labels(
+    path: Path, taxonomy: Taxonomy, encoding: str = "utf-8"
+) -> tuple[list[tuple[int, dict]], int]:
+    """The rows of ``path`` and its count of tasks not annotated (see :func:`_read`) if
     :func:`import_labels` would accept the file, else :class:`LabelImportError` naming every
     bad row. Writes nothing."""
-    read, _ = _checked(path, taxonomy)
+    read, _ = _checked(path, taxonomy, encoding)
     return read.rows, read.unannotated
 
 
-def _checked(path: Path, taxonomy: Taxonomy) -> tuple[_Rows, list[tuple]]:
+def _checked(path: Path, taxonomy: Taxonomy, encoding: str = "utf-8") -> tuple[_Rows, list[tuple]]:
     """The rows read and, for each labelled one, ``(number, row, masked text, whether it was
     masked, lang, themes in taxonomy order, sentiment)``; :class:`LabelImportError` if any row
     is bad."""
     from service.language import detect_language
 
-    read = _read(path)
+    read = _read(path, encoding)
     errors, clean = [], []
     valid_themes = ", ".join(taxonomy.theme_ids)
     for number, row in read.rows:
@@ -470,10 +482,11 @@ def import_labels(
     taxonomy: Taxonomy,
     by: str | None = None,
     source: str | None = None,
+    encoding: str = "utf-8",
 ) -> ImportResult:
-    """Validate, mask, de-duplicate and write the labels in ``path`` (see the module
-    docstring)."""
-    read, clean = _checked(path, taxonomy)
+    """Validate, mask, de-duplicate and write the labels in ``path``, a file in ``encoding``
+    (see the module docstring)."""
+    read, clean = _checked(path, taxonomy, encoding)
     existing, _ = load_items(find_label_files(labels_dir), taxonomy)
     imported_dir = (labels_dir / "imported").resolve()
     # key -> (labels, where, whether that is a row of this file, its text if an earlier
