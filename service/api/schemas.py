@@ -64,7 +64,9 @@ class ItemMetadata(BaseModel):
     channel: str | None = Field(None, max_length=200, examples=["app_review"])
     segment: str | None = Field(None, max_length=200, examples=["enterprise"])
     created_at: datetime | None = Field(
-        None, description="When the customer wrote it (ISO 8601; no offset means UTC)."
+        None,
+        description="When the customer wrote it (ISO 8601; no offset means UTC). Absent: when "
+        "the item was first recorded (sending its id again keeps that date).",
     )
     lang: str | None = Field(
         None,

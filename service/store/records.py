@@ -45,13 +45,14 @@ def to_utc_naive(value: datetime) -> datetime:
     return value
 
 
-def _created_at(metadata: Mapping[str, Any], received_at: datetime) -> datetime:
+def _created_at(metadata: Mapping[str, Any]) -> datetime | None:
+    """The metadata's ``created_at`` in UTC, or None when it gives none."""
     value = metadata.get("created_at")
     if isinstance(value, datetime):
         return to_utc_naive(value)
     if isinstance(value, str) and value.strip():
         return to_utc_naive(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-    return received_at
+    return None
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -106,7 +107,9 @@ def build_rows(
     """The ``feedback`` and ``feedback_themes`` rows for ``items`` (the last of a repeated id wins).
 
     Personal data in the metadata is masked; text and evidence are kept only with
-    ``store_text``, and masked then too.
+    ``store_text``, and masked then too. An item whose metadata gives no ``created_at`` gets
+    ``created_at`` None: :func:`replace` dates it (its stored date if the id is already
+    recorded, else its receipt time).
     """
     received_at = to_utc_naive(datetime.now(UTC))
     by_id: dict[str, RecordInput] = {}
@@ -121,7 +124,7 @@ def build_rows(
         meta = dict(item.metadata or {})
         p = item.prediction
         common = {
-            "created_at": _created_at(meta, received_at),
+            "created_at": _created_at(meta),
             "channel": _group_key(meta.get("channel")),
             "segment": _group_key(meta.get("segment")),
             "lang": _group_key(p.lang, LANG_LENGTH),
@@ -177,7 +180,7 @@ def _stored(connection: Connection, ids: list[str]) -> tuple[list[dict], list[di
     items, themes = [], []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        cols = [feedback.c[c] for c in ("id", *_ROLLUP_FIELDS, "needs_review")]
+        cols = [feedback.c[c] for c in ("id", *_ROLLUP_FIELDS, "needs_review", "received_at")]
         items += [
             dict(r._mapping)
             for r in connection.execute(select(*cols).where(feedback.c.id.in_(chunk)))
@@ -253,14 +256,38 @@ def _dialect_insert(connection: Connection):
     return dialect_insert
 
 
+def _date_undated(
+    item_rows: list[dict], theme_rows: list[dict], old_items: list[dict]
+) -> tuple[list[dict], list[dict]]:
+    """The rows with ``created_at`` filled in where it is None (the metadata gave none): an
+    item already recorded keeps its stored ``created_at`` and ``received_at`` (a retry or a
+    re-scoring must not move it to the day it was sent again), a new one takes its receipt
+    time; its theme rows take the item's date. The rows given are left as they are."""
+    stored = {r["id"]: (r["created_at"], r["received_at"]) for r in old_items}
+    dated_items, dates = [], {}
+    for row in item_rows:
+        if row["created_at"] is None:
+            created_at, received_at = stored.get(row["id"], (row["received_at"],) * 2)
+            row = {**row, "created_at": created_at, "received_at": received_at}
+        dated_items.append(row)
+        dates[row["id"]] = row["created_at"]
+    dated_themes = [
+        row if row["created_at"] is not None else {**row, "created_at": dates[row["feedback_id"]]}
+        for row in theme_rows
+    ]
+    return dated_items, dated_themes
+
+
 def replace(connection: Connection, item_rows: list[dict], theme_rows: list[dict]) -> None:
     """Replace the items with these ids, their themes and their share of the rollup, inside
-    the caller's write transaction."""
+    the caller's write transaction. Rows with ``created_at`` None keep the stored item's
+    date (see :func:`_date_undated`)."""
     if not item_rows:
         return
     ids = sorted(r["id"] for r in item_rows)
     _lock_ids(connection, ids)
     old_items, old_themes = _stored(connection, ids)
+    item_rows, theme_rows = _date_undated(item_rows, theme_rows, old_items)
     delta = _contributions(item_rows, theme_rows)
     delta.subtract(_contributions(old_items, old_themes))
     for start in range(0, len(ids), 500):
