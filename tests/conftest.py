@@ -105,18 +105,28 @@ def postgres_url() -> str:
             pytest.fail("CXTHEMES_TEST_POSTGRES_URL is not set but PostgreSQL is required")
         pytest.skip("no PostgreSQL: set CXTHEMES_TEST_POSTGRES_URL (scripts/postgres.sh)")
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    return _worker_database(url, worker) if worker else url
+    return _database_beside(url, f"_{worker}") if worker else url
 
 
-def _worker_database(url: str, worker: str) -> str:
-    """The URL of a database of this xdist worker's own (``<name>_gw0``...), created beside
-    the configured one if missing: the store tests empty their database, so workers sharing
-    one would drop each other's tables. Needs a role allowed to create databases (as
-    scripts/postgres.sh makes it)."""
+@pytest.fixture(scope="session")
+def postgres_icu_url(postgres_url) -> str:
+    """A PostgreSQL database that sorts text as most production servers do (ICU, en-US:
+    linguistic order, "_x" before "a-1" before "A-9"), where the test database sorts by code
+    point (C.UTF-8)."""
+    return _database_beside(
+        postgres_url, "_icu", "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    )
+
+
+def _database_beside(url: str, suffix: str, options: str = "") -> str:
+    """The URL of the database ``<name><suffix>`` beside the one of ``url``, created if
+    missing. Each xdist worker has its own (``_gw0``...): the store tests empty their
+    database, so workers sharing one would drop each other's tables. Needs a role allowed to
+    create databases (as scripts/postgres.sh makes it)."""
     from sqlalchemy import create_engine, make_url, text
 
     base = make_url(url)
-    name = f"{base.database}_{worker}"
+    name = f"{base.database}{suffix}"
     engine = create_engine(base, isolation_level="AUTOCOMMIT")  # CREATE DATABASE: no transaction
     try:
         with engine.connect() as connection:
@@ -124,7 +134,7 @@ def _worker_database(url: str, worker: str) -> str:
                 text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
             ).scalar()
             if not exists:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                connection.execute(text(f'CREATE DATABASE "{name}" {options}'))
     finally:
         engine.dispose()
     return base.set(database=name).render_as_string(hide_password=False)

@@ -115,6 +115,22 @@ def period_count(start: datetime, end: datetime, interval: Interval) -> int:
     return (last - first).days // (7 if interval == "week" else 1) + 1
 
 
+def _by_code_point(column: ColumnElement, engine: Engine) -> ColumnElement:
+    """``column`` to sort by code point on every backend (PostgreSQL's "C" collation)."""
+    return column.collate("C") if engine.dialect.name == "postgresql" else column
+
+
+class TooManyRows(ValueError):
+    """A trend would list more (period, group) rows than its caller allows."""
+
+    def __init__(self, periods: int, groups: int, limit: int) -> None:
+        super().__init__(
+            f"the trend would list {periods} periods for each of {groups} groups "
+            f"({periods * groups} rows), more than {limit}"
+        )
+        self.periods, self.groups, self.limit = periods, groups, limit
+
+
 def _periods(first: date, last: date, interval: Interval) -> Iterator[date]:
     """The period starts from ``first`` to ``last``, both included (never past ``last``, so
     a window ending in year 9999 does not overflow)."""
@@ -164,12 +180,14 @@ def theme_metrics(
     sentiments: list[str],
     group_by: GroupBy | None = None,
     theme: str | None = None,
+    max_rows: int | None = None,
 ) -> list[PeriodStat]:
     """Per period (and group): item count, and per theme its count, share, sentiment split and
     change against the previous period. Every period the window touches is listed (with zero
     counts where there is no feedback; per group, for each group with feedback in the window).
     Periods are whole, the first and the last too, so they may reach outside the window: the
-    window's own totals are ``summary``'s."""
+    window's own totals are ``summary``'s. :class:`TooManyRows` if that would be more than
+    ``max_rows`` (period, group) rows: checked before they are built."""
     first_day, stop = day_range(start, end)
     first = period_start(first_day, interval)
     last = period_start(stop - timedelta(days=1), interval)
@@ -203,6 +221,9 @@ def theme_metrics(
     extra = sorted({t for _, t in counts} - set(shown)) if not theme else []
     # Without group_by, the one overall row per period even when the window is empty.
     groups = {g for p, g in items if p >= first} if group_by else {None}
+    n_periods = period_count(start, end, interval)
+    if max_rows is not None and n_periods * len(groups) > max_rows:
+        raise TooManyRows(n_periods, len(groups), max_rows)
 
     def stat(key: tuple[date, str | None], theme_id: str) -> ThemeStat:
         return _theme_stat(theme_id, items[key][0], counts.get((key, theme_id)), sentiments)
@@ -344,8 +365,9 @@ def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: 
         .select_from(feedback_themes.join(feedback, f.id == t.feedback_id))
         .where(t.theme == theme, t.created_at >= since, t.created_at < until, f.text.is_not(None))
         # The item id last: ties in score and time come in one order on every backend and
-        # every call, so a limit cuts the same list.
-        .order_by(t.score.desc(), t.created_at.desc(), t.feedback_id)
+        # every call, so a limit cuts the same list. In code-point order: PostgreSQL would
+        # follow the database's collation (linguistic under en_US and ICU), SQLite bytes.
+        .order_by(t.score.desc(), t.created_at.desc(), _by_code_point(t.feedback_id, engine))
         .limit(limit)
     )
     with engine.connect() as connection:

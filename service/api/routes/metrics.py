@@ -33,7 +33,14 @@ from service.api.schemas import (
 )
 from service.spreadsheet import safe_cell
 from service.store import Store
-from service.store.metrics import GroupBy, GroupStat, Interval, ThemeStat, period_count
+from service.store.metrics import (
+    GroupBy,
+    GroupStat,
+    Interval,
+    ThemeStat,
+    TooManyRows,
+    period_count,
+)
 from service.store.records import to_utc_naive
 
 router = APIRouter(
@@ -51,9 +58,10 @@ End = Annotated[datetime | None, Query(description="Exclusive (ISO 8601); defaul
 _CSV = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}}
 # Every period a trend's window touches is answered, empty ones too: bound the answer's size.
 MAX_PERIODS = 1000
+# Rows of a trend (periods times groups): 10,000 rows of 9 themes are about 14 MB of JSON.
+MAX_TREND_ROWS = 10_000
 
 
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 def _out_of_range(field: str, message: str) -> HTTPException:
     return HTTPException(422, detail=[{"field": field, "message": message}])
 
@@ -163,17 +171,29 @@ async def theme_metrics(
     await _check_theme(request, store, theme)
     taxonomy = request.app.state.taxonomy
     sentiments = list(taxonomy.sentiments)
-    periods = await run_in_threadpool(
-        store.theme_metrics,
-        start_,
-        end_,
-        interval=interval,
-        theme_ids=taxonomy.theme_ids,
-        sentiments=sentiments,
-        group_by=group_by,
-        theme=theme,
-    )
+    try:
+        periods = await run_in_threadpool(
+            store.theme_metrics,
+            start_,
+            end_,
+            interval=interval,
+            theme_ids=taxonomy.theme_ids,
+            sentiments=sentiments,
+            group_by=group_by,
+            theme=theme,
+            max_rows=MAX_TREND_ROWS,
+        )
+    except TooManyRows as exc:
+        raise _out_of_range(
+            "group_by",
+            f"{exc}: choose a longer interval, a shorter window, or fewer groups "
+            "(/v1/metrics/summary with group_by gives each group's figures over the window)",
+        ) from None
     if _wants_csv(request):
+        # Sentiments of an older taxonomy found in the data too, as the JSON lists them: the
+        # columns must add up to the count.
+        found = {s for p in periods for t in p.themes for s in t.sentiment}
+        sentiments += sorted(found - set(sentiments))
         header = ["period", "group", "feedback_count", "review_share", "theme", "count", "share"]
         header += [f"sentiment_{s}" for s in sentiments] + ["count_change", "share_change"]
         rows = []

@@ -300,3 +300,63 @@ def test_examples_cover_the_same_whole_days_as_the_figures(make_client):
     assert summary["feedback_count"] == 1
     examples = client.get("/v1/metrics/examples", params={**window, "theme": "pricing_value"})
     assert [e["id"] for e in examples.json()["examples"]] == ["a"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql-icu"])
+def test_examples_tied_in_score_and_time_come_in_code_point_order(make_client, request, backend):
+    """Under a linguistic collation (PostgreSQL with ICU en-US, as most servers run) ids sort
+    "_x", "a-1", "A-9"...: the same data showed other examples than on SQLite."""
+    url = None
+    if backend == "postgresql-icu":
+        from tests.conftest import _empty_postgres
+
+        url = request.getfixturevalue("postgres_icu_url")
+        _empty_postgres(url)
+    client = make_client(store_text=True, **({"database_url": url} if url else {}))
+    ids = ["a-1", "A-9", "_x", "B-2", "b-1", "Z"]
+    record(client, *(item(i, ["pricing_value"], "2026-11-03T10:00:00Z") for i in ids))
+    params = {"theme": "pricing_value", "start": "2026-11-03", "end": "2026-11-04", "limit": 3}
+    examples = client.get("/v1/metrics/examples", params=params).json()["examples"]
+    assert [e["id"] for e in examples] == sorted(ids)[:3] == ["A-9", "B-2", "Z"]
+
+
+def test_a_trend_of_too_many_period_and_group_rows_is_refused(make_client, monkeypatch):
+    """Every period is listed for every group: 50 segments over 1,000 days answered 68 MB in
+    8 s. The rows are counted before they are built."""
+    monkeypatch.setattr("service.api.routes.metrics.MAX_TREND_ROWS", 20)
+    client = make_client()
+    record(
+        client,
+        *(item(f"i{c}", ["speed_availability"], "2026-11-03T10:00:00Z", channel=c) for c in "abc"),
+    )
+    window = {"start": "2026-11-01", "end": "2026-11-11"}  # 10 days
+    r = client.get(
+        "/v1/metrics/themes", params={**window, "interval": "day", "group_by": "channel"}
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "group_by"
+    assert (
+        "10 periods for each of 3 groups (30 rows), more than 20"
+        in r.json()["detail"][0]["message"]
+    )
+    r = client.get("/v1/metrics/themes", params={**window, "interval": "day"})
+    assert r.status_code == 200 and len(r.json()["periods"]) == 10
+    r = client.get(
+        "/v1/metrics/themes", params={**window, "interval": "week", "group_by": "channel"}
+    )
+    assert r.status_code == 200 and len(r.json()["periods"]) == 3 * 3  # weeks from Oct 26
+
+
+def test_trend_csv_keeps_the_sentiments_of_an_older_taxonomy(make_client):
+    """The JSON lists a sentiment the served taxonomy no longer has; the CSV's sentiment
+    columns must too, or they no longer add up to the count."""
+    client = make_client()
+    record(
+        client,
+        item("n", ["pricing_value"], "2026-11-03T10:00:00Z", sentiment="negative"),
+        item("m", ["pricing_value"], "2026-11-03T11:00:00Z", sentiment="mixed"),
+    )
+    params = {"start": "2026-11-02", "end": "2026-11-09", "theme": "pricing_value"}
+    r = client.get("/v1/metrics/themes", params=params, headers={"Accept": "text/csv"})
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    sentiment = {k: int(v) for k, v in row.items() if k.startswith("sentiment_")}
+    assert sentiment["sentiment_mixed"] == 1 and sum(sentiment.values()) == int(row["count"]) == 2
