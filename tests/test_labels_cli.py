@@ -241,7 +241,7 @@ def test_labels_import_reads_another_encoding(labels_dir, manifest, tmp_path, ca
     args = ["labels", "import", str(src), "--labels", str(labels_dir), "--by", "t"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "line 2: not valid utf-8" in err and "pass --encoding (e.g. gbk)" in err
+    assert "line 2: not valid UTF-8" in err and "pass --encoding (e.g. gbk)" in err
     assert not (labels_dir / "imported").exists()
 
     assert main([*args, "--encoding", "gbk"]) == 0

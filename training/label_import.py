@@ -150,7 +150,7 @@ def _read(path: Path, encoding: str = "utf-8") -> _Rows:
         utf8 = codec == "utf-8-sig"
         where = f"{path}: {_where_undecodable(path)}" if utf8 else str(path)
         raise LabelImportError(
-            f"{where}: not valid {codec.removesuffix('-sig')} ({exc.reason}); if the file is "
+            f"{where}: not valid {'UTF-8' if utf8 else codec} ({exc.reason}); if the file is "
             f"in another encoding, pass --encoding (e.g. {'gbk' if utf8 else 'utf-8'})"
         ) from None
     except json.JSONDecodeError as exc:  # a Label Studio export is one JSON document
