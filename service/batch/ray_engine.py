@@ -219,10 +219,12 @@ def _import_ray():
 
 
 def _start_ray(address: str | None) -> None:
-    # Read by Ray when it is first imported, so set before that. Token auth would write under
-    # the home folder; a local, loopback-only Ray does not need it.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Read by Ray when it is first imported, so set before that.
     if not address:
+        # Token auth would write under the home folder; a local, loopback-only Ray does not
+        # need it. A cluster joined by address keeps its own (disabled here, a cluster that
+        # requires tokens would refuse the run).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # Without this, Ray resolves even 127.0.0.1 to the machine's network address and its
         # servers listen there; with it, every Ray service binds to loopback.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -3,6 +3,7 @@ before ``ray.init`` (which would retry for minutes). No Ray needed: a stand-in t
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from types import SimpleNamespace
@@ -53,3 +54,15 @@ def test_a_live_ray_address_goes_on_to_ray_init(fake_ray):
 def test_addresses_that_are_not_host_port_are_left_to_ray(fake_ray, address):
     ray_engine._start_ray(address)
     assert fake_ray == [{"address": address, "log_to_driver": False}]
+
+
+def test_joining_a_cluster_leaves_its_auth_mode_alone(fake_ray, monkeypatch):
+    """Only a local Ray, bound to loopback, runs without token auth: a cluster joined by
+    address keeps the mode its operator set (or Ray's default)."""
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    for name in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)  # the local start sets them: undone after
+    ray_engine._start_ray("auto")
+    assert "RAY_AUTH_MODE" not in os.environ
+    ray_engine._start_ray(None)
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"
