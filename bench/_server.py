@@ -76,8 +76,23 @@ def rss_mb(pid: int) -> float:
 
 
 def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size of the process so far (VmHWM), in MB."""
-    return _proc_status_kb(pid, "VmHWM") / 1024
+    """Peak resident set size so far (VmHWM), in MB, of the process and its children: with
+    ``--workers N`` the model lives in uvicorn's worker processes, not in the supervisor. The
+    peaks are summed (they need not coincide): an upper bound, on the safe side of a target."""
+    return sum(_proc_status_kb(p, "VmHWM") for p in [pid, *_descendants(pid)]) / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process's children, theirs and so on (from /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+            children = [int(c) for c in text.split()]
+            found += children
+            todo += children
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
