@@ -422,21 +422,16 @@ def export_matches_weights(path: str | Path, graph: str) -> bool:
     file name in ``onnx/``) and was made from exactly its weights (full sha256): what
     ``export-onnx --if-missing`` takes for done. An export that records no fingerprint (made
     before it was recorded) is not: redoing it records one."""
-    from service.backends import ONNX_DIR
-
     root = Path(path)
-    export = read_meta(root).get("onnx")
-    if not isinstance(export, dict) or not isinstance(export.get("weights"), dict):
-        return False
-    name = f"{ONNX_DIR}/{graph}"
+    meta = read_meta(root)
+    export = meta.get("onnx")
+    made_from = export.get("weights") if isinstance(export, dict) else None
     weights = root / WEIGHTS_FILE
-    return (
-        name in (export.get("files") or [])
-        and (root / name).is_file()
-        and weights.is_file()
-        and "sha256" in export["weights"]
-        and _same_weights(export["weights"], weights_fingerprint(weights))
-    )
+    if not isinstance(made_from, dict) or "sha256" not in made_from or not weights.is_file():
+        return False
+    # As it would be served (listed, present, sampled fingerprint), then the full hash.
+    served, _ = _onnx_graph(root, meta, graph)
+    return served is not None and _same_weights(made_from, weights_fingerprint(weights))
 
 
 @contextlib.contextmanager

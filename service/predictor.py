@@ -191,17 +191,18 @@ class _Unit:
     weight: int = 1
 
 
-def _spans_in(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
-    """Where each of ``sentences`` lies in ``text``, looked for in order, or None if one is
-    not there (sentences not cut from this text)."""
-    spans, at = [], 0
+def _find_in_order(text: str, sentences: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """The sentences found in ``text``, in order, with their character spans (one left-to-right
+    pass: each is looked for after the one before)."""
+    found, spans, cursor = [], [], 0
     for sentence in sentences:
-        start = text.find(sentence, at)
-        if start < 0:
-            return None
-        at = start + len(sentence)
-        spans.append((start, at))
-    return spans
+        at = text.find(sentence, cursor)
+        if at < 0:
+            continue
+        found.append(sentence)
+        spans.append((at, at + len(sentence)))
+        cursor = at + len(sentence)
+    return found, spans
 
 
 class Predictor:
@@ -298,10 +299,10 @@ class Predictor:
         # A window is the text from its first sentence to its last as written: joined with
         # spaces, Chinese or Japanese sentences would reach the model with spaces between
         # them, which their text (and the training data) never has.
-        spans = _spans_in(text, sentences)
+        found, spans = _find_in_order(text, sentences)
 
         def joined(first: int, end: int) -> str:
-            if spans is None:
+            if len(found) < len(sentences):  # sentences not cut from this text
                 return " ".join(sentences[first:end])
             return text[spans[first][0] : spans[end - 1][1]]
 
@@ -523,16 +524,9 @@ class Predictor:
 
     @staticmethod
     def _char_spans(window: str, sentences: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
-        """The sentences found in ``window``, in order, with their character spans."""
-        found, spans, cursor = [], [], 0
-        for sentence in sentences:
-            at = window.find(sentence, cursor)
-            if at < 0:
-                continue
-            found.append(sentence)
-            spans.append((at, at + len(sentence)))
-            cursor = at + len(sentence)
-        return found, spans
+        """The evidence candidates of a window: its sentences found in it (see
+        :func:`_find_in_order`)."""
+        return _find_in_order(window, sentences)
 
     # -- public ------------------------------------------------------------------------------
     def predict(

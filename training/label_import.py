@@ -22,7 +22,6 @@ provenance (file, time, who).
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
 import datetime as _dt
@@ -131,12 +130,13 @@ def _sentiment(value):
 
 
 def _codec(encoding: str) -> str:
-    """The codec to read with: UTF-8 also without a byte-order mark (Excel writes one)."""
+    """The codec to read with, as `score` reads (:func:`service.batch.readers.reading_codec`)."""
+    from service.batch.readers import InputError, reading_codec
+
     try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise LabelImportError(f"unknown encoding {encoding!r} (e.g. utf-8, gbk, cp1252)") from None
-    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+        return reading_codec(encoding)
+    except InputError as exc:
+        raise LabelImportError(f"{exc} (e.g. utf-8, gbk, cp1252)") from None
 
 
 def _read(path: Path, encoding: str = "utf-8") -> _Rows:

@@ -69,6 +69,16 @@ def input_format(path: Path) -> str:
     return fmt
 
 
+def reading_codec(encoding: str) -> str:
+    """The codec to read a file in ``encoding`` with: UTF-8 also without a byte-order mark
+    (Excel writes one); :class:`InputError` for an unknown encoding."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+
+
 class Reader:
     """Opens ``path`` and yields :class:`Record` lists of at most ``chunk_rows`` rows."""
 
@@ -86,13 +96,7 @@ class Reader:
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such file")
         self.format = input_format(self.path)
-        self.encoding = (
-            "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-        )
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            raise InputError(f"unknown encoding {encoding!r}") from None
+        self.encoding = reading_codec(encoding)
         if delimiter and len(delimiter) != 1:
             raise InputError(f"{self.path}: the delimiter must be one character, got {delimiter!r}")
         self.delimiter = delimiter

@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 log = logging.getLogger(__name__)
 
@@ -277,3 +278,10 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def by_code_point(column: ColumnElement, engine: Engine) -> ColumnElement:
+    """``column`` to sort by code point on every backend: PostgreSQL would follow the
+    database's collation (linguistic under en_US and ICU), SQLite compares bytes; PostgreSQL's
+    "C" collation makes them sort alike, so a limit cuts the same list on both."""
+    return column.collate("C") if engine.dialect.name == "postgresql" else column

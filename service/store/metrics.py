@@ -20,6 +20,7 @@ from typing import Literal
 from sqlalchemy import Engine, Row, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from service.store.engine import by_code_point
 from service.store.tables import NONE, daily_counts
 
 Interval = Literal["day", "week", "month"]
@@ -113,11 +114,6 @@ def period_count(start: datetime, end: datetime, interval: Interval) -> int:
     if interval == "month":
         return (last.year - first.year) * 12 + last.month - first.month + 1
     return (last - first).days // (7 if interval == "week" else 1) + 1
-
-
-def _by_code_point(column: ColumnElement, engine: Engine) -> ColumnElement:
-    """``column`` to sort by code point on every backend (PostgreSQL's "C" collation)."""
-    return column.collate("C") if engine.dialect.name == "postgresql" else column
 
 
 class TooManyRows(ValueError):
@@ -365,9 +361,8 @@ def examples(engine: Engine, theme: str, start: datetime, end: datetime, limit: 
         .select_from(feedback_themes.join(feedback, f.id == t.feedback_id))
         .where(t.theme == theme, t.created_at >= since, t.created_at < until, f.text.is_not(None))
         # The item id last: ties in score and time come in one order on every backend and
-        # every call, so a limit cuts the same list. In code-point order: PostgreSQL would
-        # follow the database's collation (linguistic under en_US and ICU), SQLite bytes.
-        .order_by(t.score.desc(), t.created_at.desc(), _by_code_point(t.feedback_id, engine))
+        # every call, so a limit cuts the same list.
+        .order_by(t.score.desc(), t.created_at.desc(), by_code_point(t.feedback_id, engine))
         .limit(limit)
     )
     with engine.connect() as connection:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select, update
 
-from service.store.engine import write_transaction
+from service.store.engine import by_code_point, write_transaction
 from service.store.tables import feedback, feedback_themes
 
 
@@ -38,10 +38,13 @@ def review_queue(
     where = _open_flagged(include_resolved)
     # Smallest margin first: a label near a threshold teaches the model most. Items flagged
     # only for their language (no margin near a threshold) follow, newest first.
-    # Ties go by id in code-point order: PostgreSQL would follow the database's collation
-    # (linguistic under en_US and ICU), SQLite compares bytes; "C" makes them page alike.
-    by_id = f.id.collate("C") if engine.dialect.name == "postgresql" else f.id
-    order = [f.review_margin.is_(None), f.review_margin, f.created_at.desc(), by_id]
+    # Ties go by id in code-point order, so pages come alike on every backend.
+    order = [
+        f.review_margin.is_(None),
+        f.review_margin,
+        f.created_at.desc(),
+        by_code_point(f.id, engine),
+    ]
     query = select(feedback).where(where).order_by(*order).limit(limit).offset(offset)
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).where(where)).scalar_one()
