@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install base-model model run test test-fast lint audit train evaluate lock clean
+.PHONY: install base-model model student run test test-fast lint audit train evaluate lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ base-model: install
 
 model: base-model
 	$(BIN)/cxthemes train --if-missing
+	$(BIN)/cxthemes export-onnx --if-missing
+
+# Optional, after `make model` or `make run`: a 10-layer student of the current model (~37 min on
+# 2 cores), current only if it ships (within 0.01 macro F1 and sentiment accuracy of its
+# teacher); about 1.1x the 12-layer model's texts/s. A second run does nothing.
+student: model
+	$(BIN)/cxthemes distill --if-missing --layers 10 --corpus-texts 6000 \
+		--unlabelled labels/unlabelled/*.jsonl
 	$(BIN)/cxthemes export-onnx --if-missing
 
 run: model

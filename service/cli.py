@@ -195,6 +195,12 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
     }
     if args.label_weight is not None and not 0.0 <= args.label_weight <= 1.0:
         raise CLIError(f"--label-weight must be between 0 and 1, got {args.label_weight}")
+    if args.if_missing:
+        layers = args.layers or distill.DistillConfig.student_layers
+        done = distill.existing_student(settings.models_dir, args.teacher, layers)
+        if done:
+            print(f"{done}; not distilling")
+            return 0
     for path in args.unlabelled:
         if not Path(path).is_file():
             raise CLIError(f"{path}: no such file")
@@ -1237,6 +1243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="bundle version id (default: <teacher>-student<N>)")
     p.add_argument(
         "--no-current", action="store_true", help="never make it current, even if it ships"
+    )
+    p.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing if the teacher is itself a student or already has one of --layers "
+        "layers in the models folder",
     )
     p.set_defaults(func=cmd_distill)
 

@@ -155,6 +155,55 @@ def test_distill_command_trains_a_student(
     assert meta["distillation"]["extra_teachers"] == ["tiny-test"]
 
 
+def test_distill_if_missing_skips_only_when_a_student_of_those_layers_exists(
+    tiny_bundle, tmp_path, capsys, monkeypatch, request
+):
+    """`make student` runs `distill --if-missing`: it must distil once, then do nothing, also
+    once its student is current (a student of the student would lose more)."""
+    from service.registry import set_current_version
+    from training import distill
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("CXTHEMES_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    calls = []
+    monkeypatch.setattr(distill, "distill", lambda config: calls.append(config) or None)
+
+    def student(name: str, layers_kept: list[int]) -> None:
+        shutil.copytree(tiny_bundle, models / name)
+        meta_file = models / name / "bundle.json"
+        meta = json.loads(meta_file.read_text("utf-8"))
+        meta["version"] = name
+        meta["distillation"] = {"teacher": "teacher", "layers_kept": layers_kept}
+        meta_file.write_text(json.dumps(meta), "utf-8")
+
+    shutil.copytree(tiny_bundle, models / "teacher")
+    meta_file = models / "teacher" / "bundle.json"
+    meta_file.write_text(
+        json.dumps(json.loads(meta_file.read_text("utf-8")) | {"version": "teacher"}), "utf-8"
+    )
+    set_current_version(models, "teacher", "train")
+    student("teacher-student2", [0, 1])  # other layers: does not count
+
+    assert main(["distill", "--if-missing", "--layers", "1"]) == 0
+    assert len(calls) == 1 and calls[0].student_layers == 1
+
+    student("teacher-student1", [1])
+    assert main(["distill", "--if-missing", "--layers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher-student1 is already a 1-layer student of it (a challenger" in out
+    assert "not distilling" in out and len(calls) == 1
+    assert main(["distill", "--layers", "1"]) == 0  # without the flag it distils again
+    assert len(calls) == 2
+
+    set_current_version(models, "teacher-student1", "promote")
+    assert main(["distill", "--if-missing", "--layers", "2"]) == 0
+    assert "teacher-student1 is itself a student (of teacher)" in capsys.readouterr().out
+    assert len(calls) == 2
+
+
 def test_freeze_splits_add_new_records_only_the_missing_items(small_labels, tmp_path, capsys):
     out = tmp_path / "splits.tsv"
     args = ["labels", "freeze-splits", "--labels", str(small_labels), "--out", str(out)]

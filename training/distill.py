@@ -40,6 +40,7 @@ from service.predictor import Predictor
 from service.registry import (
     check_new_version,
     current_version,
+    list_models,
     may_become_current,
     set_current_version,
 )
@@ -214,6 +215,31 @@ def unlabelled_texts(config: DistillConfig, exclude: set[str]) -> list[str]:
             seen.add(key)
             pool.append(text)
     return pool[: config.max_unlabelled]
+
+
+def existing_student(models_dir: str | Path, teacher: str | None, layers: int) -> str | None:
+    """Why ``distill --if-missing`` has nothing to do, or None when a student should be made:
+    the teacher (the current model when none is given) is itself a student, or a student of it
+    with ``layers`` layers is already in ``models_dir``, current or a challenger that did not
+    ship (distilling again would spend half an hour on the same recipe)."""
+    teacher_path = resolve_model_path(teacher or None, models_dir)
+    teacher_meta = read_meta(teacher_path)
+    own = teacher_meta.get("distillation")
+    if isinstance(own, dict):
+        return f"{teacher_path.name} is itself a student (of {own.get('teacher')})"
+    for entry in list_models(models_dir):
+        try:
+            made = read_meta(entry.path).get("distillation")
+        except BundleError:
+            continue
+        if (
+            isinstance(made, dict)
+            and made.get("teacher") == teacher_meta.get("version")
+            and len(made.get("layers_kept") or []) == layers
+        ):
+            where = "current" if entry.current else "a challenger: cxthemes models compare"
+            return f"{entry.version} is already a {layers}-layer student of it ({where})"
+    return None
 
 
 def distill(config: DistillConfig) -> tuple[Path, bool] | None:
