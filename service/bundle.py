@@ -199,6 +199,22 @@ def _check_contents(root: Path, meta: dict[str, Any]) -> None:
             )
 
 
+# What `cxthemes export-onnx` records in a bundle.json after training: its graphs and checks.
+EXPORT_RECORDS = ("onnx", "bf16")
+
+
+def export_records_changed(bundle: Bundle) -> bool:
+    """Whether ``export-onnx`` has added, redone or removed a graph or precision check in the
+    bundle's folder since the bundle was loaded, so that the backend ``auto`` chooses may now
+    be another (``make student`` makes a student current before it exports it). An unreadable
+    bundle.json counts as unchanged: the next look decides."""
+    try:
+        meta = read_meta(bundle.path)
+    except BundleError:
+        return False
+    return any(meta.get(key) != bundle.meta.get(key) for key in EXPORT_RECORDS)
+
+
 def write_meta(path: str | Path, meta: dict[str, Any]) -> None:
     """Replace ``bundle.json`` atomically (used to add evaluation figures after training)."""
     meta_path = Path(path) / META_FILE

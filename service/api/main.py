@@ -220,10 +220,13 @@ def create_app(
 
 
 async def _watch_registry(app: FastAPI, every_s: float) -> None:
-    """Reload when the registry's current model changes (a promotion or a rollback)."""
+    """Reload when the registry's current model changes (a promotion or a rollback), or when
+    ``export-onnx`` changes what the served bundle records (a graph or a precision check that
+    ``auto`` may now serve)."""
     from fastapi import HTTPException
 
     from service.api.routes.admin import reload_model
+    from service.bundle import export_records_changed
     from service.registry import current_version
 
     settings = app.state.settings
@@ -233,8 +236,12 @@ async def _watch_registry(app: FastAPI, every_s: float) -> None:
             wanted = current_version(settings.models_dir)
             # By folder, not by the version inside bundle.json: a copied bundle keeps the
             # version of the one it was copied from, and would be reloaded forever.
-            serving = Path(app.state.model.predictor.bundle.path).resolve()
-            if wanted and (Path(settings.models_dir) / wanted).resolve() != serving:
+            bundle = app.state.model.predictor.bundle
+            serving = Path(bundle.path).resolve()
+            if wanted and (
+                (Path(settings.models_dir) / wanted).resolve() != serving
+                or export_records_changed(bundle)
+            ):
                 await reload_model(app)
         except HTTPException:
             pass  # refused: logged by reload_model, the old model stays

@@ -215,3 +215,41 @@ def test_the_registry_watcher_does_not_reload_a_copied_bundle_forever(tiny_bundl
         first = client.app.state.model.predictor
         time.sleep(3.0)  # the old watcher reloaded within a second, and again after each
         assert client.app.state.model.predictor is first
+
+
+def test_the_registry_watcher_reloads_when_the_served_bundle_gets_its_export(
+    tiny_bundle, tmp_path, monkeypatch
+):
+    """`make student` makes the student current, then exports it: a server that reloaded the
+    student before the export must pick up the bf16 check afterwards, and only once."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from service.api.main import create_app
+    from service.backends import bf16
+    from service.bundle import read_meta, write_meta
+    from service.core.config import Settings
+    from service.registry import set_current_version
+
+    monkeypatch.setattr(bf16, "cpu_has_native_bf16", lambda: True)  # bf16 servable anywhere
+    models = tmp_path / "models"
+    shutil.copytree(tiny_bundle, models / "student")
+    set_current_version(models, "student", "distill")
+    settings = Settings(
+        models_dir=str(models),
+        watch_models_s=0.1,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    with TestClient(create_app(settings)) as client:
+        first = client.app.state.model.predictor
+        assert first.bundle.backend == "torch"
+        meta = read_meta(models / "student")
+        write_meta(models / "student", meta | {"bf16": {"accepted": True}})
+        deadline = time.monotonic() + 10
+        while client.app.state.model.predictor is first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = client.app.state.model.predictor
+        assert second is not first and second.bundle.backend == "torch-bf16"
+        time.sleep(1.0)  # reloaded once, not on every look
+        assert client.app.state.model.predictor is second
