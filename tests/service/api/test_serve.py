@@ -193,8 +193,9 @@ def test_a_model_with_nan_weights_is_not_served(tiny_bundle, tmp_path):
         load_predictor(Settings(model=str(nan)))
 
 
-def test_the_registry_watcher_does_not_reload_a_copied_bundle_forever(tiny_bundle, tmp_path):
-    """A copy keeps the version inside its bundle.json; the watcher compares folders."""
+def _watching_client(tiny_bundle, tmp_path, name: str):
+    """A TestClient of an app that serves a copy of the tiny bundle, current as ``name``, and
+    polls the registry every 0.1 s."""
     import shutil
 
     from fastapi.testclient import TestClient
@@ -204,14 +205,19 @@ def test_the_registry_watcher_does_not_reload_a_copied_bundle_forever(tiny_bundl
     from service.registry import set_current_version
 
     models = tmp_path / "models"
-    shutil.copytree(tiny_bundle, models / "prod-copy")
-    set_current_version(models, "prod-copy", "promote")
+    shutil.copytree(tiny_bundle, models / name)
+    set_current_version(models, name, "promote")
     settings = Settings(
         models_dir=str(models),
         watch_models_s=0.1,
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
     )
-    with TestClient(create_app(settings)) as client:
+    return TestClient(create_app(settings))
+
+
+def test_the_registry_watcher_does_not_reload_a_copied_bundle_forever(tiny_bundle, tmp_path):
+    """A copy keeps the version inside its bundle.json; the watcher compares folders."""
+    with _watching_client(tiny_bundle, tmp_path, "prod-copy") as client:
         first = client.app.state.model.predictor
         time.sleep(3.0)  # the old watcher reloaded within a second, and again after each
         assert client.app.state.model.predictor is first
@@ -222,30 +228,15 @@ def test_the_registry_watcher_reloads_when_the_served_bundle_gets_its_export(
 ):
     """`make student` makes the student current, then exports it: a server that reloaded the
     student before the export must pick up the bf16 check afterwards, and only once."""
-    import shutil
-
-    from fastapi.testclient import TestClient
-
-    from service.api.main import create_app
     from service.backends import bf16
     from service.bundle import read_meta, write_meta
-    from service.core.config import Settings
-    from service.registry import set_current_version
 
     monkeypatch.setattr(bf16, "cpu_has_native_bf16", lambda: True)  # bf16 servable anywhere
-    models = tmp_path / "models"
-    shutil.copytree(tiny_bundle, models / "student")
-    set_current_version(models, "student", "distill")
-    settings = Settings(
-        models_dir=str(models),
-        watch_models_s=0.1,
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-    )
-    with TestClient(create_app(settings)) as client:
+    student = tmp_path / "models" / "student"
+    with _watching_client(tiny_bundle, tmp_path, "student") as client:
         first = client.app.state.model.predictor
         assert first.bundle.backend == "torch"
-        meta = read_meta(models / "student")
-        write_meta(models / "student", meta | {"bf16": {"accepted": True}})
+        write_meta(student, read_meta(student) | {"bf16": {"accepted": True}})
         deadline = time.monotonic() + 10
         while client.app.state.model.predictor is first and time.monotonic() < deadline:
             time.sleep(0.1)
