@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 class ModelEntry:
     """One bundle in the models folder. ``version`` is its folder name, the name the registry
     and every command use; ``recorded_version`` is what its ``bundle.json`` says (differs for
-    a copied or renamed bundle, None when missing)."""
+    a copied or renamed bundle, None when missing). ``distillation``: what a student's
+    ``bundle.json`` records of its teacher (empty for a model that is not a student)."""
 
     version: str
     path: Path
@@ -63,6 +64,7 @@ class ModelEntry:
     macro_f1: float | None
     current: bool
     recorded_version: str | None = None
+    distillation: dict[str, Any] = field(default_factory=dict)
 
 
 def _registry_path(models_dir: str | Path) -> Path:
@@ -339,6 +341,7 @@ def list_models(models_dir: str | Path) -> list[ModelEntry]:
                 ),
                 current=path.name == current,
                 recorded_version=str(recorded) if recorded is not None else None,
+                distillation=_as_dict(meta.get("distillation")),
             )
         )
     return sorted(entries, key=lambda e: (e.created_at, e.version))

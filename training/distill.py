@@ -228,14 +228,9 @@ def existing_student(models_dir: str | Path, teacher: str | None, layers: int) -
     if isinstance(own, dict):
         return f"{teacher_path.name} is itself a student (of {own.get('teacher')})"
     for entry in list_models(models_dir):
-        try:
-            made = read_meta(entry.path).get("distillation")
-        except BundleError:
-            continue
-        if (
-            isinstance(made, dict)
-            and made.get("teacher") == teacher_meta.get("version")
-            and len(made.get("layers_kept") or []) == layers
+        made = entry.distillation
+        if made.get("teacher") == teacher_meta.get("version") and (
+            len(made.get("layers_kept") or []) == layers
         ):
             where = "current" if entry.current else "a challenger: cxthemes models compare"
             return f"{entry.version} is already a {layers}-layer student of it ({where})"
