@@ -63,10 +63,14 @@ _CN_ID_RE = re.compile(
 _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_ID_CHECK = "10X98765432"
 
-# Runs of digit groups joined by up to three spaces, a dash (spaces around it allowed) or a dot,
-# as cards are written ("4111 1111", "4111 - 1111", "4111.1111"); card candidates are cut from
-# them, and only Luhn-valid candidates of a card's group shape are kept.
-_DIGIT_GROUPS_RE = re.compile(r"[0-9]+(?:(?: {1,3}| ?[-\u2010-\u2013\u2212\uff0d] ?|\.)[0-9]+)*")
+# Runs of digit groups joined by up to three spaces, a dash, a slash (spaces around either
+# allowed), a dot or an underscore, as cards are written ("4111 1111", "4111 - 1111",
+# "4111.1111", "4111/1111", "4111_1111" from a form field); card candidates are cut from them,
+# and only Luhn-valid candidates of a card's group shape are kept (dates like "12/25/2026" have
+# neither).
+_DIGIT_GROUPS_RE = re.compile(
+    r"[0-9]+(?:(?: {1,3}| ?[-/\u2010-\u2013\u2212\uff0d\uff0f] ?|[._])[0-9]+)*"
+)
 _CARD_MIN, _CARD_MAX = 13, 19
 
 # Hyphens as typed, or as word processors and phones replace them (en dash, minus sign...).

@@ -276,6 +276,11 @@ def test_cards(text: str, expected: str) -> None:
         ("card 4111 - 1111 - 1111 - 1111", "card [CARD]"),
         ("card 4111 – 1111 – 1111 – 1111", "card [CARD]"),
         ("Amex 3782.822463.10005", "Amex [CARD]"),
+        ("card 4111/1111/1111/1111 exp 12/27", "card [CARD] exp 12/27"),
+        ("card 4111 / 1111 / 1111 / 1111", "card [CARD]"),
+        ("卡号４１１１／１１１１／１１１１／１１１１", "卡号[CARD]"),
+        ("card_number=4111_1111_1111_1111", "card_number=[CARD]"),
+        ("Amex 3782_822463_10005", "Amex [CARD]"),
         ("卡号４１１１１１１１１１１１１１１１已冻结", "卡号[CARD]已冻结"),
         ("卡号４１１１\u3000１１１１\u3000１１１１\u3000１１１１", "卡号[CARD]"),
         ("卡号４１１１ １１１１ １１１１ １１１１", "卡号[CARD]"),
@@ -285,6 +290,10 @@ def test_cards(text: str, expected: str) -> None:
         ("ref 4111\u00a01111\u00a01111\u00a01112", "ref 4111\u00a01111\u00a01111\u00a01112"),
         ("ref ４１１１１１１１１１１１１１１２", "ref ４１１１１１１１１１１１１１１２"),
         ("ref 411.111.111.111.111.1", "ref 411.111.111.111.111.1"),
+        ("ref 4111/1111/1111/1112", "ref 4111/1111/1111/1112"),
+        ("ref 4111_1111_1111_1112", "ref 4111_1111_1111_1112"),
+        # Dates and fractions are no card's shape.
+        ("paid 12/25/2026 and 01/02/2027", "paid 12/25/2026 and 01/02/2027"),
     ],
 )
 def test_cards_in_other_formats(text: str, expected: str) -> None:
