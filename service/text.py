@@ -34,6 +34,18 @@ _SENTENCE_BREAK = re.compile(
     r"|\s*[\r\n]+\s*"
     rf"|(?<=[{_SPACE_SEPARATED}])\s+(?=[{_SPACE_SEPARATED}])"
 )
+# A point after these does not end a sentence: titles ("Dr. Lee", "Mme. Roy"), Latin
+# abbreviations ("e.g. the app", "vs. last year") and, before a number, "No. 5", "Nr. 5".
+# Only as whole words and in the case shown, bar a capital first letter; "etc." is left out
+# (it ends sentences as often as not), and so are single initials ("Plan B. Then...").
+_ABBREVIATION_BEFORE = re.compile(
+    r"(?<![^\W\d_])(?:"
+    r"[Dd]rs?|[MmSs]rs?|[Mm]s|[Mm]me|[Mm]lle|[Pp]rof|[Ss]ra|[Ss]rta|[Dd]ott|[Ii]ng|[Hh]r|[Jj]r|Mt"
+    r"|[Ee]\.g|[Ii]\.e|[Vv]s|[Cc]f|[Aa]pprox|[Cc]a|[Zz]\.\s?B|[Dd]\.\s?h|[Bb]zw|[Uu]sw|[Ii]nkl"
+    r")\.\Z"
+)
+_NUMBER_ABBREVIATION_BEFORE = re.compile(r"(?<![^\W\d_])(?:[Nn]o|[Nn]r|[Nn]º|[Nn]°)\.\Z")
+_ABBREVIATION_REACH = 8  # characters before a point that the two patterns above may need
 _MIN_SENTENCE_CHARS = 2
 # A single Latin letter with a dot or parenthesis ("a.", "B)") is a list marker, not a sentence.
 _LETTER_MARKER = re.compile(r"[A-Za-z][.)]")
@@ -91,6 +103,18 @@ def _is_marker(fragment: str) -> bool:
     return not any(c.isalpha() for c in fragment) or _LETTER_MARKER.fullmatch(fragment) is not None
 
 
+def _after_abbreviation(text: str, match: re.Match[str]) -> bool:
+    """Whether the break ``match`` follows an abbreviation's point rather than a sentence's
+    (see _ABBREVIATION_BEFORE): "Dr. Lee", "e.g. refunds", "No. 5"."""
+    if match.lastgroup != "western" or match.start() == 0 or text[match.start() - 1] != ".":
+        return False
+    before = text[max(0, match.start() - _ABBREVIATION_REACH) : match.start()]
+    if _ABBREVIATION_BEFORE.search(before):
+        return True
+    after = text[match.end() : match.end() + 1]
+    return after.isdigit() and _NUMBER_ABBREVIATION_BEFORE.search(before) is not None
+
+
 def split_sentences(text: str) -> list[str]:
     """Split ``text`` into sentences, each a piece of ``text`` as written (so it can be found
     and highlighted there). Fragments that only lead into a sentence (list markers such as
@@ -102,6 +126,8 @@ def split_sentences(text: str) -> list[str]:
     lead_end = 0
     start = 0
     for match in [*_SENTENCE_BREAK.finditer(text), None]:
+        if match is not None and _after_abbreviation(text, match):
+            continue  # the sentence goes on
         if match is None:
             end = len(text)
         else:  # after the closers of its stop, if any

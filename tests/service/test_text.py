@@ -19,6 +19,27 @@ def test_western_sentences_end_at_punctuation_and_a_space():
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Dr. Lee was great. The wait was long.", ["Dr. Lee was great.", "The wait was long."]),
+        ("Mrs. Chen helped. Thanks!", ["Mrs. Chen helped.", "Thanks!"]),
+        ("I asked for e.g. a refund. Nothing.", ["I asked for e.g. a refund.", "Nothing."]),
+        ("Room No. 5 was dirty. Staff rude.", ["Room No. 5 was dirty.", "Staff rude."]),
+        ("Herr Dr. Müller war nett. Aber teuer.", ["Herr Dr. Müller war nett.", "Aber teuer."]),
+        ("Srta. López fue amable. El precio no.", ["Srta. López fue amable.", "El precio no."]),
+        ("Slower vs. last year. Pricier too.", ["Slower vs. last year.", "Pricier too."]),
+        # Not abbreviations: a sentence ending in "No", an initial, a word ending in "dr".
+        ("The answer was No. Then I left.", ["The answer was No.", "Then I left."]),
+        ("Plan B. Then it crashed.", ["Plan B.", "Then it crashed."]),
+        ("Ask Sandr. He knows.", ["Ask Sandr.", "He knows."]),
+    ],
+)
+def test_a_point_after_an_abbreviation_does_not_end_the_sentence(text, sentences):
+    """Evidence is a whole sentence: "Dr. Lee was great." must not come back as "Dr."."""
+    assert split_sentences(text) == sentences
+
+
 def test_numbered_list_markers_lead_into_their_item():
     """A marker such as "1." is no sentence: it joins the item it numbers, so it can never
     be returned as a theme's evidence on its own."""
