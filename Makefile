@@ -27,7 +27,8 @@ model: base-model
 
 # Optional, after `make model` or `make run`: a 10-layer student of the current model (~37 min on
 # 2 cores), current only if it ships (within 0.01 macro F1 and sentiment accuracy of its
-# teacher); about 1.1x the 12-layer model's texts/s. A second run does nothing.
+# teacher); 1.1-1.4x the 12-layer model's texts/s in bf16 (bench/RESULTS.md). A second run
+# does nothing.
 student: model
 	$(BIN)/cxthemes distill --if-missing --layers 10 --corpus-texts 6000 \
 		--unlabelled labels/unlabelled/*.jsonl
