@@ -105,6 +105,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         # The first model becomes current; later ones are challengers until promoted.
         make_current=(args.promote or may_become_current(settings.models_dir, current))
         and not args.no_current,
+        # Without --promote the run may only replace the model current when it began.
+        replacing=... if args.promote else current,
         taxonomy_path=settings.taxonomy_path,
         baselines=not args.no_baselines,
         **{k: v for k, v in overrides.items() if v is not None},
@@ -125,7 +127,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     elif now != path.name:
         print(
             f"challenger {path.name} is not current; compare and promote it with:\n"
-            f"  cxthemes models compare {current} {path.name}\n"
+            f"  cxthemes models compare {now} {path.name}\n"
             f"  cxthemes models promote {path.name}"
         )
     return 0

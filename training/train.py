@@ -32,11 +32,11 @@ from transformers import (
     set_seed,
 )
 
-from service.bundle import Bundle, save_bundle
+from service.bundle import Bundle, BundleError, save_bundle
 from service.locks import claim
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
-from service.registry import check_new_version, set_current_version
+from service.registry import check_new_version, current_version, set_current_version
 from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
 from training.base_model import is_e5
 from training.data import (
@@ -89,9 +89,27 @@ class TrainConfig:
     text_prefix: str | None = None
     version: str | None = None
     make_current: bool = True
+    # The current model when the run began, which the new one may replace (None: there was
+    # none, so this is the first model). Ellipsis: replace whatever is current (`--promote`).
+    replacing: str | None | object = ...
     baselines: bool = True
     taxonomy_path: Path | None = None  # default: labels/taxonomy.yaml
     extra: dict = field(default_factory=dict)
+
+
+def _make_current(models_dir: Path, version: str, replacing: str | None | object) -> None:
+    """Make the new bundle current unless another model became current while it trained
+    (two first runs at once): that one was never compared with it, so it stays a challenger."""
+    try:
+        set_current_version(models_dir, version, "train", replacing=replacing)
+    except BundleError:
+        if replacing is ... or current_version(models_dir) == replacing:
+            raise  # not another model made current meanwhile: the registry or bundle is at fault
+        log.warning(
+            "%s stays a challenger: %s became current while it trained",
+            version,
+            current_version(models_dir),
+        )
 
 
 class VersionBusyError(ValueError):
@@ -405,7 +423,7 @@ def train(config: TrainConfig) -> Path | None:
             extra_meta=extra_meta,
         )
         if config.make_current:
-            set_current_version(models_dir, bundle_path.name, "train")
+            _make_current(models_dir, bundle_path.name, config.replacing)
         log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
         return bundle_path
 
@@ -593,7 +611,15 @@ def write_bundle(
             k: _plain(v)
             for k, v in asdict(config).items()
             if k
-            not in ("labels", "models_dir", "version", "make_current", "baselines", "taxonomy_path")
+            not in (
+                "labels",
+                "models_dir",
+                "version",
+                "make_current",
+                "replacing",
+                "baselines",
+                "taxonomy_path",
+            )
         },
         "training_seconds": round(train_seconds, 1),
         "best_dev_selection": best_metric,

@@ -208,3 +208,21 @@ def test_the_cli_refuses_a_step_limit_that_is_not_positive(command, value, capsy
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"cxthemes {command}: error: argument --max-steps: must be at least 1" in err
+
+
+def test_a_first_model_does_not_replace_one_made_current_while_it_trained(
+    tiny_base, small_labels, tmp_path
+):
+    """Two first `train` runs at once: each began with no current model, so each may become
+    current, but the one that ends second was never compared with the first and stays a
+    challenger; a run told the model it may replace (`replacing`) still replaces it."""
+    from service.registry import current_version
+
+    first = train(_tiny_config(tiny_base, small_labels, tmp_path, "first", replacing=None))
+    assert current_version(tmp_path) == first.name
+    second = train(_tiny_config(tiny_base, small_labels, tmp_path, "second", replacing=None))
+    assert (second / "bundle.json").is_file()
+    assert current_version(tmp_path) == "first"
+    third = train(_tiny_config(tiny_base, small_labels, tmp_path, "third", replacing="first"))
+    assert current_version(tmp_path) == third.name
+    assert "replacing" not in json.loads((third / "bundle.json").read_text())["hyperparameters"]
