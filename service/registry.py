@@ -192,6 +192,22 @@ def set_current_version(
         return _set_current_version_locked(models_dir, data, version, action, forced, reason)
 
 
+def set_current_unless_changed(
+    models_dir: str | Path, version: str, action: str, replacing: str | None | object
+) -> bool:
+    """:func:`set_current_version` for a model that took minutes to make (``train``,
+    ``distill``): False, and nothing changed, when another model became current since the run
+    read ``replacing`` (that one was never compared with it, so it stays a challenger).
+    Errors that are not such a change (a missing bundle, a broken registry) still raise."""
+    try:
+        set_current_version(models_dir, version, action, replacing=replacing)
+    except BundleError:
+        if replacing is ... or current_version(models_dir) == replacing:
+            raise
+        return False
+    return True
+
+
 def _set_current_version_locked(
     models_dir: str | Path,
     data: dict[str, Any],

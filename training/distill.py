@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from service.bundle import BundleError, load_bundle, read_meta, resolve_model_path
+from service.bundle import load_bundle, read_meta, resolve_model_path
 from service.modeling import mean_pool
 from service.predictor import Predictor
 from service.registry import (
@@ -42,7 +42,7 @@ from service.registry import (
     current_version,
     list_models,
     may_become_current,
-    set_current_version,
+    set_current_unless_changed,
 )
 from service.taxonomy import load_taxonomy
 from service.text import normalise_for_dedup
@@ -424,12 +424,7 @@ def _make_current(models_dir: Path, bundle_path: Path, champion: str | None, tea
             bundle_path.name,
         )
         return
-    try:
-        # Distilling took minutes: a model made current meanwhile was never compared with it.
-        set_current_version(models_dir, bundle_path.name, "distill", replacing=champion)
-    except BundleError:
-        if current_version(models_dir) == champion:
-            raise  # not a promotion meanwhile: the registry or the bundle is at fault
+    if not set_current_unless_changed(models_dir, bundle_path.name, "distill", champion):
         log.warning(
             "%s stays a challenger: the current model changed while it was distilled",
             bundle_path.name,

@@ -32,11 +32,11 @@ from transformers import (
     set_seed,
 )
 
-from service.bundle import Bundle, BundleError, save_bundle
+from service.bundle import Bundle, save_bundle
 from service.locks import claim
 from service.modeling import ThemeClassifier, load_encoder
 from service.predictor import Predictor
-from service.registry import check_new_version, current_version, set_current_version
+from service.registry import check_new_version, set_current_unless_changed
 from service.taxonomy import Taxonomy, load_taxonomy, taxonomy_text
 from training.base_model import is_e5
 from training.data import (
@@ -95,21 +95,6 @@ class TrainConfig:
     baselines: bool = True
     taxonomy_path: Path | None = None  # default: labels/taxonomy.yaml
     extra: dict = field(default_factory=dict)
-
-
-def _make_current(models_dir: Path, version: str, replacing: str | None | object) -> None:
-    """Make the new bundle current unless another model became current while it trained
-    (two first runs at once): that one was never compared with it, so it stays a challenger."""
-    try:
-        set_current_version(models_dir, version, "train", replacing=replacing)
-    except BundleError:
-        if replacing is ... or current_version(models_dir) == replacing:
-            raise  # not another model made current meanwhile: the registry or bundle is at fault
-        log.warning(
-            "%s stays a challenger: %s became current while it trained",
-            version,
-            current_version(models_dir),
-        )
 
 
 class VersionBusyError(ValueError):
@@ -422,8 +407,13 @@ def train(config: TrainConfig) -> Path | None:
             baselines=config.baselines,
             extra_meta=extra_meta,
         )
-        if config.make_current:
-            _make_current(models_dir, bundle_path.name, config.replacing)
+        if config.make_current and not set_current_unless_changed(
+            models_dir, bundle_path.name, "train", config.replacing
+        ):
+            log.warning(
+                "%s stays a challenger: the current model changed while it trained",
+                bundle_path.name,
+            )
         log.info("wrote %s in %.0f s", bundle_path, time.monotonic() - started)
         return bundle_path
 
